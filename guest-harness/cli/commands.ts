@@ -1,0 +1,7 @@
+/**
+ * The subcommand registry: one import and one array entry per command. Each command lives in
+ * its own module under guest-harness/cli/.
+ */
+import type { CliCommand } from './command.js';
+
+export const commands: readonly CliCommand[] = [];

@@ -1,0 +1,2 @@
+// Public entry of the host layer (the KVM-like hypervisor model).
+export {};

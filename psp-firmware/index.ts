@@ -1,0 +1,2 @@
+// Public entry of the platform layer (PSP firmware, RMP, CPU RMP instructions).
+export {};
