@@ -1,0 +1,4 @@
+/** The benchmark registry: one import and one entry per suite. */
+import type { BenchSuite } from './suite.js';
+
+export const suites: readonly BenchSuite[] = [];
