@@ -1,4 +1,5 @@
 // Public entry of the platform layer (PSP firmware, RMP, CPU RMP instructions).
+
 export * from './cpu/access.js';
 export * from './cpu/codes.js';
 export * from './cpu/fault.js';

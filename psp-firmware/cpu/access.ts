@@ -1,0 +1,225 @@
+/**
+ * RMP checks on memory accesses ([APM 15.36.10] Table 15-39, `firmware-rmp.md` §B.4). Hot path: reads
+ * `Uint32Array` words, returns one number, allocates nothing.
+ *
+ * Result encoding (one number, ranges never overlap):
+ *   0                      allowed
+ *   0x404                  #VC, PAGE_NOT_VALIDATED (SNP guest, Validated = 0)
+ *   [2^31, 2^32)           host #PF error code (bit 31 RMP | P | W)
+ *   >= 2^32                #VMEXIT(NPF) EXITINFO1 (bit 32 GUEST_FINAL or 33 GUEST_PAGE always set;
+ *                          bit 31 RMP for RMP faults; 34 ENC, 36 VMPL, 37 SSS as applicable)
+ *
+ * Which entry is authoritative [LX `__snp_lookup_rmpentry`]: when the 2 MB-aligned entry of the region
+ * is an assigned 2 MB entry it governs all 512 pages (its GPA + page offset is the reverse map);
+ * otherwise the page's own 4K entry does. Tail entries under a 2 MB entry are "don't care" (§H9).
+ */
+import { RMP_CHUNK_MASK, RMP_CHUNK_SHIFT, type Rmp } from '../rmp/table.js';
+import { AccessKind, type MappingSize, PfErr, SevFeature, VC_PAGE_NOT_VALIDATED } from './codes.js';
+import type { GuestContext } from './guest-context.js';
+
+const ASSIGNED_2M = 0x3; // W0_ASSIGNED | W0_PAGESIZE
+const ASSIGNED_OR_SUBPAGES = 0xff9; // W0_ASSIGNED | W0_SUBPAGE_MASK (bits 3-11)
+const HEAD_MASK = RMP_CHUNK_MASK & ~511;
+
+/** Host #PF error code for an RMP violation of `kind`. */
+function hostFault(kind: number): number {
+  const write =
+    kind === AccessKind.WRITE || kind === AccessKind.PAGE_TABLE_WRITE || kind === AccessKind.SHADOW_STACK;
+  return PfErr.RMP + PfErr.PRESENT + (write ? PfErr.WRITE : 0);
+}
+
+/**
+ * Hypervisor-Owned check of page `pfn` under a mapping of `mapping` size: 0 if every relevant entry is
+ * unassigned, else 1. Not covered → hypervisor-owned.
+ */
+function hypervisorOwnedFails(rmp: Rmp, pfn: number, mapping: number): number {
+  if (pfn >= rmp.coveredPages) return 0;
+  const chunk = rmp.chunks[pfn >>> RMP_CHUNK_SHIFT]!;
+  const idx = pfn & RMP_CHUNK_MASK;
+  const hw0 = chunk[(idx & ~511) << 2]!;
+  if (mapping !== 0) return (hw0 & ASSIGNED_OR_SUBPAGES) !== 0 ? 1 : 0;
+  return (chunk[idx << 2]! & 1) !== 0 || (hw0 & ASSIGNED_2M) === ASSIGNED_2M ? 1 : 0;
+}
+
+/**
+ * Host access to system physical address `spa`. Host reads and fetches are not RMP-checked; writes,
+ * page-table accesses and shadow-stack accesses need Hypervisor-Owned: the page's entry (4K mapping) or
+ * all 512 entries of its 2 MB region (2 MB or 1 GB mapping). Returns 0 or the #PF error code.
+ */
+export function hostAccessCheck(rmp: Rmp, spa: number, kind: AccessKind, mapping: MappingSize): number {
+  if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) return 0;
+  const pfn = Math.floor(spa / 4096);
+  return hypervisorOwnedFails(rmp, pfn, mapping) === 0 ? 0 : hostFault(kind);
+}
+
+/** `hostAccessCheck` for `count` addresses; results into `out`; returns the number of faults. */
+export function hostAccessBatch(
+  rmp: Rmp,
+  spas: Float64Array,
+  count: number,
+  kind: AccessKind,
+  mapping: MappingSize,
+  out: Float64Array,
+): number {
+  if (count > spas.length || count > out.length) {
+    throw new RangeError(
+      `hostAccessBatch: count ${count} exceeds spas (${spas.length}) or out (${out.length})`,
+    );
+  }
+  let faults = 0;
+  if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) {
+    out.fill(0, 0, count);
+    return 0;
+  }
+  const code = hostFault(kind);
+  const covered = rmp.coveredPages;
+  const chunks = rmp.chunks;
+  for (let i = 0; i < count; i++) {
+    const pfn = Math.floor(spas[i]! / 4096);
+    let r = 0;
+    if (pfn < covered) {
+      const chunk = chunks[pfn >>> RMP_CHUNK_SHIFT]!;
+      const idx = pfn & RMP_CHUNK_MASK;
+      const hw0 = chunk[(idx & ~511) << 2]!;
+      const bad =
+        mapping !== 0
+          ? (hw0 & ASSIGNED_OR_SUBPAGES) !== 0
+          : (chunk[idx << 2]! & 1) !== 0 || (hw0 & ASSIGNED_2M) === ASSIGNED_2M;
+      if (bad) {
+        r = code;
+        faults++;
+      }
+    }
+    out[i] = r;
+  }
+  return faults;
+}
+
+/** EXITINFO1 low bits (#PF error-code part) of a guest access. */
+function npfLowBits(ctx: GuestContext, kind: number): number {
+  let bits = PfErr.PRESENT;
+  if (kind === AccessKind.WRITE || kind === AccessKind.PAGE_TABLE_WRITE) bits |= PfErr.WRITE;
+  if (kind === AccessKind.EXECUTE) bits |= PfErr.FETCH;
+  if (ctx.cpl === 3 && kind !== AccessKind.PAGE_TABLE_READ && kind !== AccessKind.PAGE_TABLE_WRITE) {
+    bits |= PfErr.USER;
+  }
+  return bits;
+}
+
+function isPageTable(kind: number): boolean {
+  return kind === AccessKind.PAGE_TABLE_READ || kind === AccessKind.PAGE_TABLE_WRITE;
+}
+
+/** #VMEXIT(NPF) EXITINFO1 of an RMP fault. */
+function rmpNpf(ctx: GuestContext, kind: number, enc: boolean, vmpl: boolean, sss: boolean): number {
+  return (
+    npfLowBits(ctx, kind) +
+    PfErr.RMP +
+    (isPageTable(kind) ? PfErr.GUEST_PAGE : PfErr.GUEST_FINAL) +
+    (enc ? PfErr.ENC : 0) +
+    (vmpl ? PfErr.VMPL : 0) +
+    (sss ? PfErr.SSS : 0)
+  );
+}
+
+/** Permission bits a VMPL mask must hold for `kind`; write implies read (write-without-read is illegal). */
+function neededPerms(ctx: GuestContext, kind: number): number {
+  switch (kind) {
+    case AccessKind.READ:
+    case AccessKind.PAGE_TABLE_READ:
+      return 0x1;
+    case AccessKind.WRITE:
+    case AccessKind.PAGE_TABLE_WRITE:
+      return 0x3;
+    case AccessKind.EXECUTE:
+      return ctx.cpl === 3 ? 0x4 : 0x8;
+    default:
+      // SHADOW_STACK: the SSS bit when VmplSSS is on, else an ordinary read/write.
+      return (ctx.sevFeatures & SevFeature.VMPL_SSS) !== 0n ? 0x10 : 0x3;
+  }
+}
+
+/**
+ * Guest access to `gpa` of kind `kind` with effective C-bit `cbit` (the caller applies vTOM).
+ * `gfnModulus` = 2^(min(physAddrBits, 51) - 12): the RMP stores GPA[50:12] & the system PA mask.
+ * Returns 0, 0x404 (#VC) or an NPF EXITINFO1 (see the file comment).
+ */
+export function guestAccessCheck(
+  rmp: Rmp,
+  gfnModulus: number,
+  ctx: GuestContext,
+  gpa: number,
+  kind: AccessKind,
+  cbit: number,
+): number {
+  const spa = ctx.translate(gpa);
+  if (spa < 0) {
+    // NPT not present: an ordinary nested page fault, not an RMP one.
+    return npfLowBits(ctx, kind) - PfErr.PRESENT + (isPageTable(kind) ? PfErr.GUEST_PAGE : PfErr.GUEST_FINAL);
+  }
+  const pfn = Math.floor(spa / 4096);
+  const priv = cbit !== 0 || kind === AccessKind.EXECUTE || isPageTable(kind);
+  if (!ctx.snpActive || !priv) {
+    // Not SNP-active, or a shared (C=0) data access: only writes need Hypervisor-Owned.
+    if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) return 0;
+    if (hypervisorOwnedFails(rmp, pfn, ctx.nptPageSize(gpa)) === 0) return 0;
+    return rmpNpf(ctx, kind, false, false, false);
+  }
+  // SNP-active private access: RMP-Covered, Guest-Owned, Reverse-Map, Mutable, Page-Size → NPF.
+  if (pfn >= rmp.coveredPages) return rmpNpf(ctx, kind, true, false, false);
+  const chunk = rmp.chunks[pfn >>> RMP_CHUNK_SHIFT]!;
+  const idx = pfn & RMP_CHUNK_MASK;
+  const headAt = (idx & HEAD_MASK) << 2;
+  const is2M = (chunk[headAt]! & ASSIGNED_2M) === ASSIGNED_2M;
+  const at = is2M ? headAt : idx << 2;
+  const w0 = chunk[at]!;
+  const w1 = chunk[at + 1]!;
+  let gfn = Math.floor(gpa / 4096);
+  if (gfn >= gfnModulus) gfn %= gfnModulus;
+  const entryGfn = (w0 >>> 12) + (w1 & 0x7ffff) * 0x100000 + (is2M ? idx & 511 : 0);
+  if (
+    (w0 & 1) === 0 ||
+    ((w1 >>> 19) & 0x3ff) !== ctx.asid ||
+    entryGfn !== gfn ||
+    (w0 & 4) !== 0 ||
+    (ctx.nptPageSize(gpa) !== 0) !== is2M
+  ) {
+    return rmpNpf(ctx, kind, true, false, false);
+  }
+  // Validated → #VC 0x404.
+  if ((w1 & 0x40000000) === 0) return VC_PAGE_NOT_VALIDATED;
+  // VMPL permission mask of the current VMPL.
+  const perm = (chunk[at + 2]! >>> (ctx.vmpl << 3)) & 0xff;
+  const need = neededPerms(ctx, kind);
+  const dataWithoutRead = kind !== AccessKind.EXECUTE && (perm & 0x3) === 0x2;
+  if ((perm & need) !== need || dataWithoutRead) {
+    const sss = (ctx.sevFeatures & SevFeature.VMPL_SSS) !== 0n && (perm & 0x10) !== 0;
+    return rmpNpf(ctx, kind, true, true, sss);
+  }
+  return 0;
+}
+
+/** `guestAccessCheck` for `count` GPAs; results into `out`; returns the number of non-zero results. */
+export function guestAccessBatch(
+  rmp: Rmp,
+  gfnModulus: number,
+  ctx: GuestContext,
+  gpas: Float64Array,
+  count: number,
+  kind: AccessKind,
+  cbit: number,
+  out: Float64Array,
+): number {
+  if (count > gpas.length || count > out.length) {
+    throw new RangeError(
+      `guestAccessBatch: count ${count} exceeds gpas (${gpas.length}) or out (${out.length})`,
+    );
+  }
+  let faults = 0;
+  for (let i = 0; i < count; i++) {
+    const r = guestAccessCheck(rmp, gfnModulus, ctx, gpas[i]!, kind, cbit);
+    out[i] = r;
+    if (r !== 0) faults++;
+  }
+  return faults;
+}

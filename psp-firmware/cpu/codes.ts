@@ -1,0 +1,119 @@
+/**
+ * Frozen tables of the CPU's RMP-related codes: instruction return codes, fault encodings, access
+ * kinds, VMRUN failure exit codes.
+ */
+
+/** EAX return codes of RMPUPDATE/PSMASH/RMPREAD/PVALIDATE/RMPADJUST/RMPQUERY. [LX] asm/sev.h; [MS] */
+export const RmpStatus = Object.freeze({
+  SUCCESS: 0,
+  FAIL_INPUT: 1,
+  FAIL_PERMISSION: 2,
+  FAIL_INUSE: 3,
+  /** [LX] RMPUPDATE_FAIL_OVERLAP 4. */
+  FAIL_OVERLAP: 4,
+  /** [LX] PVALIDATE_FAIL_SIZEMISMATCH 6. */
+  FAIL_SIZEMISMATCH: 6,
+} as const);
+export type RmpStatus = (typeof RmpStatus)[keyof typeof RmpStatus];
+
+/** Names of every EAX value an RMP instruction can return (incl. both PSMASH bad-address codes). */
+export const RMP_STATUS_NAMES: Readonly<Record<number, string>> = Object.freeze({
+  0: 'SUCCESS',
+  1: 'FAIL_INPUT',
+  2: 'FAIL_PERMISSION',
+  3: 'FAIL_INUSE',
+  4: 'FAIL_OVERLAP / PSMASH_FAIL_BADADDR',
+  6: 'FAIL_SIZEMISMATCH',
+  7: 'PSMASH_FAIL_BADADDR (MS docs)',
+});
+
+/** Software value Linux returns when PVALIDATE sets rFLAGS.CF. [LX] PVALIDATE_FAIL_NOUPDATE 255 */
+export const PVALIDATE_FAIL_NOUPDATE = 255;
+
+/** Access kinds for the RMP access checks (numbers: the hot path compares small integers). */
+export const AccessKind = Object.freeze({
+  /** Data read. */
+  READ: 0,
+  /** Data write (also A/D-bit updates of data pages). */
+  WRITE: 1,
+  /** Instruction fetch (Execute-User at CPL3, Execute-Supervisor below). */
+  EXECUTE: 2,
+  /** Page-table walk read. */
+  PAGE_TABLE_READ: 3,
+  /** Page-table A/D-bit update (a data write of 4 KB size, APM 15.36.10). */
+  PAGE_TABLE_WRITE: 4,
+  /** Supervisor shadow-stack access (VmplSSS). */
+  SHADOW_STACK: 5,
+} as const);
+export type AccessKind = (typeof AccessKind)[keyof typeof AccessKind];
+
+/** Host/NPT mapping size of the access: 4 KB, 2 MB or 1 GB (1 GB is checked as 2 MB, APM 15.36.10). */
+export const MappingSize = Object.freeze({ SIZE_4K: 0, SIZE_2M: 1, SIZE_1G: 2 } as const);
+export type MappingSize = (typeof MappingSize)[keyof typeof MappingSize];
+
+/** x86 #PF error-code bits and SVM #NPF EXITINFO1 bits. [LX] arch/x86/include/asm/kvm_host.h PFERR_* */
+export const PfErr = Object.freeze({
+  /** bit 0 P: the translation was present (RMP faults always set it). */
+  PRESENT: 0x1,
+  /** bit 1 W/R. */
+  WRITE: 0x2,
+  /** bit 2 U/S: CPL3 access. */
+  USER: 0x4,
+  /** bit 4 I/D: instruction fetch. */
+  FETCH: 0x10,
+  /** bit 31 RMP. [LX] X86_PF_RMP / PFERR_GUEST_RMP_BIT 31 */
+  RMP: 0x80000000,
+  /** bit 32 GUEST_FINAL: fault on the final guest physical address. [LX] PFERR_GUEST_FINAL_BIT 32 */
+  GUEST_FINAL: 2 ** 32,
+  /** bit 33 GUEST_PAGE: fault during the guest page-table walk. [LX] PFERR_GUEST_PAGE_BIT 33 */
+  GUEST_PAGE: 2 ** 33,
+  /** bit 34 ENC: effective C-bit of the access. [LX] PFERR_GUEST_ENC_BIT 34 */
+  ENC: 2 ** 34,
+  /** bit 35 SIZEM: PVALIDATE/RMPADJUST page-size mismatch. [LX] PFERR_GUEST_SIZEM_BIT 35 */
+  SIZEM: 2 ** 35,
+  /** bit 36 VMPL: VMPL permission failure. [LX] PFERR_GUEST_VMPL_BIT 36 */
+  VMPL: 2 ** 36,
+  /** bit 37 SSS: copy of the mask's SSS bit when VmplSSS is enabled. [APM 15.36.10] */
+  SSS: 2 ** 37,
+} as const);
+
+/** #VC error code for an access to a page whose Validated bit is 0. [LX] SVM_EXIT_VMM_COMMUNICATION PAGE_NOT_VALIDATED 0x404 */
+export const VC_PAGE_NOT_VALIDATED = 0x404;
+
+/** SVM exit codes of a failed VMRUN. [LX] arch/x86/include/uapi/asm/svm.h */
+export const VmexitCode = Object.freeze({
+  /** SVM_EXIT_ERR / VMEXIT_INVALID. */
+  INVALID: -1,
+  /** VMEXIT_BUSY (VIntrCtrl BUSY with Alternate Injection / Secure AVIC). */
+  BUSY: -2,
+  IDLE_REQUIRED: -3,
+  INVALID_PMC: -4,
+} as const);
+
+/** SEV_FEATURES bits (VMSA 0x3B0) used by the CPU checks. [LX] asm/svm.h SVM_SEV_FEAT_*; ap-creation.md §A.5 */
+export const SevFeature = Object.freeze({
+  SNP_ACTIVE: 1n << 0n,
+  VTOM: 1n << 1n,
+  REFLECT_VC: 1n << 2n,
+  RESTRICTED_INJECTION: 1n << 3n,
+  ALTERNATE_INJECTION: 1n << 4n,
+  DEBUG_SWAP: 1n << 5n,
+  PREVENT_HOST_IBS: 1n << 6n,
+  BTB_ISOLATION: 1n << 7n,
+  VMPL_SSS: 1n << 8n,
+  SECURE_TSC: 1n << 9n,
+  VMGEXIT_PARAMETER: 1n << 10n,
+  SECURE_AVIC: 1n << 16n,
+} as const);
+
+/** VMSA / VMCB offsets the VMRUN checks read. [LX] struct sev_es_save_area, struct vmcb_control_area */
+export const VmsaOffset = Object.freeze({
+  /** u64 EFER; bit 12 SVME. */
+  EFER: 0x0d0,
+  /** u64 SEV_FEATURES. */
+  SEV_FEATURES: 0x3b0,
+} as const);
+/** EFER.SVME. [APM] EFER bit 12 */
+export const EFER_SVME = 1n << 12n;
+/** ALLOWED_SEV_FEATURES (VMCB 0x138) bit 63: the mask is enabled. [LX] VMCB_ALLOWED_SEV_FEATURES_VALID */
+export const ALLOWED_SEV_FEATURES_ENABLE = 1n << 63n;
