@@ -1,3 +1,13 @@
 export type { CliCommand, CliIo } from './cli/command.js';
 export { main } from './cli/main.js';
+export {
+  createRunCommand,
+  parseRunArgs,
+  RUN_USAGE,
+  type RunEnvironment,
+  runCommand,
+  type SshCliOptions,
+} from './cli/run.js';
 export { ExitCode, SnpsimError, SnpsimErrorCode } from './errors.js';
+export * from './runner/index.js';
+export * from './scenario/index.js';

@@ -43,7 +43,11 @@ export const ModelState = Type.Object(
     /** Host events during the step (exits, failed updates ...), in order. */
     events: Type.Optional(Type.Array(Type.String())),
   },
-  { additionalProperties: false, description: 'model-internal state; never compared with a target' },
+  {
+    title: 'ModelState',
+    additionalProperties: false,
+    description: 'model-internal state; never compared with a target',
+  },
 );
 export type ModelState = Static<typeof ModelState>;
 
@@ -69,12 +73,13 @@ export const StepObservation = Type.Object(
     reason: Type.Optional(Type.String({ description: 'why the step was not run' })),
     model: Type.Optional(ModelState),
   },
-  { additionalProperties: false },
+  { title: 'StepObservation', additionalProperties: false },
 );
 export type StepObservation = Static<typeof StepObservation>;
 
 /** Platform details of a target (the agent's hello line plus what the user declared). */
 export const Platform = Type.Record(Type.String({ pattern: '^[a-z][a-z0-9_]*$' }), Type.String(), {
+  title: 'PlatformDetails',
   description:
     'agent hello keys (kernel, module, sev_status, vmpl, cpus, family, model, microcode, policy, profile ...) and declared keys (host_kernel, firmware, qemu ...)',
 });

@@ -38,7 +38,7 @@ const Difference = Type.Object(
     model: Type.String(),
     target: Type.String(),
   },
-  { additionalProperties: false },
+  { title: 'Difference', additionalProperties: false },
 );
 
 const ExpectedDifference = Type.Object(
@@ -48,7 +48,7 @@ const ExpectedDifference = Type.Object(
 
 const ErrorInfo = Type.Object(
   { code: Type.String(), message: Type.String(), step: Type.Optional(Type.Integer({ minimum: 1 })) },
-  { additionalProperties: false },
+  { title: 'ErrorInfo', additionalProperties: false },
 );
 export type ErrorInfo = Static<typeof ErrorInfo>;
 

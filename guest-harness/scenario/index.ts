@@ -37,7 +37,4 @@ export {
   type StepOf,
   type StepOp,
   type U64,
-  VALID_FIELDS,
-  VMSA_FIELDS,
-  type VmsaField,
 } from './schema.js';

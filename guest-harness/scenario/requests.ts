@@ -3,7 +3,7 @@
  * agent executes (guest-harness/agent/PROTOCOL.md, version 1), so a step has one meaning on every
  * target. Values are typed here (bigint for 64-bit register values); the protocol codec formats them.
  */
-import type { AgentRequest, GhcbValidField } from '../protocol/index.js';
+import type { AgentRequest, GhcbValidField, VmsaField } from '../protocol/index.js';
 import type { LoadedScenario } from './loader.js';
 import {
   AP_REQUESTS,
@@ -14,7 +14,6 @@ import {
   type StepOf,
   type U64,
   VALID_FIELDS,
-  type VmsaField,
 } from './schema.js';
 
 /** RMPADJUST RDX values used by Linux. // [LX] arch/x86/coco/sev/core.c snp_set_vmsa(): 1 | RMPADJUST_VMSA_PAGE_BIT */

@@ -5,6 +5,7 @@
  * `schemas/scenario.schema.json` (see json-schema.ts) so editors complete scenario files.
  */
 import { type Static, type TOptional, type TProperties, Type } from '@sinclair/typebox';
+import { GHCB_VALID_FIELDS, VMSA_FIELDS, type VmsaField } from '../protocol/index.js';
 
 /** A token as the agent protocol allows it in a value position (PROTOCOL.md "Framing"). */
 export const TOKEN_PATTERN = '^[a-z0-9][a-z0-9_.:-]*$';
@@ -16,7 +17,10 @@ const Token = (description: string) => Type.String({ pattern: TOKEN_PATTERN, max
 /** An unsigned 64-bit value: a JSON integer up to 2^53-1 or a hex string `0x...` up to 16 digits. */
 export const U64 = Type.Union(
   [Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }), Type.String({ pattern: HEX64_PATTERN })],
-  { description: 'an unsigned 64-bit value: a non-negative integer or a hex string such as "0x80000013"' },
+  {
+    title: 'U64',
+    description: 'an unsigned 64-bit value: a non-negative integer or a hex string such as "0x80000013"',
+  },
 );
 export type U64 = Static<typeof U64>;
 
@@ -24,6 +28,7 @@ const uint = (maximum: number, description: string) => Type.Integer({ minimum: 0
 
 /** A page handle: the scenario's name for a VMSA page (mapped to the protocol's `h=0..63`). */
 export const PageName = Type.String({
+  title: 'PageName',
   pattern: '^[A-Za-z][A-Za-z0-9_-]{0,31}$',
   description: 'name of a VMSA page allocated by an earlier vmsa-alloc step (at most 64 pages per scenario)',
 });
@@ -45,42 +50,17 @@ export const MP_STATES = Object.freeze({
 export type MpStateName = keyof typeof MP_STATES;
 export const MpStateName = Type.Union(
   (Object.keys(MP_STATES) as MpStateName[]).map((name) => Type.Literal(name)),
-  { description: 'a KVM_MP_STATE_* name without the prefix' },
+  { title: 'MpStateName', description: 'a KVM_MP_STATE_* name without the prefix' },
 );
 
-/** VMSA fields the agent's `vmsa-set` verb accepts (PROTOCOL.md, verb table). */
-export const VMSA_FIELDS = [
-  'sev_features',
-  'vmpl',
-  'cpl',
-  'efer',
-  'cr0',
-  'cr3',
-  'cr4',
-  'dr6',
-  'dr7',
-  'rflags',
-  'rip',
-  'rsp',
-  'rax',
-  'g_pat',
-  'xcr0',
-  'mxcsr',
-  'x87_fcw',
-  'x87_ftw',
-  'cs_selector',
-  'cs_attrib',
-  'cs_limit',
-  'cs_base',
-] as const;
-export type VmsaField = (typeof VMSA_FIELDS)[number];
-
+/** Named VMSA fields: the agent's `vmsa-set` fields (PROTOCOL.md verb table). */
 const VmsaFields = Type.Object(
   Object.fromEntries(VMSA_FIELDS.map((f) => [f, Type.Optional(U64)])) as Record<
     VmsaField,
     TOptional<typeof U64>
   >,
   {
+    title: 'VmsaFields',
     additionalProperties: false,
     minProperties: 1,
     description: 'named VMSA fields to overwrite (struct sev_es_save_area), applied in the order written',
@@ -95,7 +75,7 @@ export const Poke = Type.Object(
     }),
     value: U64,
   },
-  { additionalProperties: false, description: 'a raw little-endian write into the VMSA page' },
+  { title: 'Poke', additionalProperties: false, description: 'a raw little-endian write into the VMSA page' },
 );
 export type Poke = Static<typeof Poke>;
 
@@ -108,7 +88,7 @@ export const ExpectedValue = Type.Union(
     Type.String({ pattern: HEX64_PATTERN }),
     Type.String({ pattern: TOKEN_PATTERN }),
   ],
-  { description: 'an integer, a hex string "0x..", or a protocol token' },
+  { title: 'ExpectedValue', description: 'an integer, a hex string "0x..", or a protocol token' },
 );
 
 /** Internal model state expected after a step; checked only on the model (reference) run. */
@@ -133,7 +113,11 @@ export const ModelExpect = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, description: 'internal model state (never compared with a real target)' },
+  {
+    title: 'ModelExpect',
+    additionalProperties: false,
+    description: 'internal model state (never compared with a real target)',
+  },
 );
 export type ModelExpect = Static<typeof ModelExpect>;
 
@@ -157,7 +141,7 @@ export const StepExpect = Type.Object(
     ),
     model: Type.Optional(ModelExpect),
   },
-  { additionalProperties: false, description: 'what this step must observe' },
+  { title: 'StepExpect', additionalProperties: false, description: 'what this step must observe' },
 );
 export type StepExpect = Static<typeof StepExpect>;
 
@@ -261,8 +245,8 @@ export const AP_REQUESTS = Object.freeze({
 } as const);
 export type ApRequestName = keyof typeof AP_REQUESTS;
 
-export const VALID_FIELDS = ['exit_code', 'info1', 'info2', 'rax'] as const;
-export type ValidField = (typeof VALID_FIELDS)[number];
+/** GHCB fields an AP Creation request can mark valid (PROTOCOL.md `valid=`). */
+export const VALID_FIELDS = GHCB_VALID_FIELDS;
 
 const apCreationFields = {
   request: Type.Union(
