@@ -21,6 +21,16 @@ const ASSIGNED_2M = 0x3; // W0_ASSIGNED | W0_PAGESIZE
 const ASSIGNED_OR_SUBPAGES = 0xff9; // W0_ASSIGNED | W0_SUBPAGE_MASK (bits 3-11)
 const HEAD_MASK = RMP_CHUNK_MASK & ~511;
 
+function badAddress(what: string, value: number): never {
+  throw new RangeError(`${what} must be a non-negative number, got ${value}`);
+}
+
+function badArguments(kind: number, mapping: number, cbit: number): never {
+  throw new RangeError(
+    `access check: kind must be 0..5, mapping 0..2, cbit 0|1; got ${kind}, ${mapping}, ${cbit}`,
+  );
+}
+
 /** Host #PF error code for an RMP violation of `kind`. */
 function hostFault(kind: number): number {
   const write =
@@ -47,8 +57,10 @@ function hypervisorOwnedFails(rmp: Rmp, pfn: number, mapping: number): number {
  * all 512 entries of its 2 MB region (2 MB or 1 GB mapping). Returns 0 or the #PF error code.
  */
 export function hostAccessCheck(rmp: Rmp, spa: number, kind: AccessKind, mapping: MappingSize): number {
-  if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) return 0;
   const pfn = Math.floor(spa / 4096);
+  if (!(pfn >= 0)) badAddress('hostAccess: spa', spa);
+  if (!(kind >= 0 && kind <= 5 && mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
+  if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) return 0;
   return hypervisorOwnedFails(rmp, pfn, mapping) === 0 ? 0 : hostFault(kind);
 }
 
@@ -66,6 +78,7 @@ export function hostAccessBatch(
       `hostAccessBatch: count ${count} exceeds spas (${spas.length}) or out (${out.length})`,
     );
   }
+  if (!(kind >= 0 && kind <= 5 && mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
   let faults = 0;
   if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) {
     out.fill(0, 0, count);
@@ -76,6 +89,7 @@ export function hostAccessBatch(
   const chunks = rmp.chunks;
   for (let i = 0; i < count; i++) {
     const pfn = Math.floor(spas[i]! / 4096);
+    if (!(pfn >= 0)) badAddress(`hostAccessBatch: spas[${i}]`, spas[i]!);
     let r = 0;
     if (pfn < covered) {
       const chunk = chunks[pfn >>> RMP_CHUNK_SHIFT]!;
@@ -152,8 +166,10 @@ export function guestAccessCheck(
   kind: AccessKind,
   cbit: number,
 ): number {
+  if (!(gpa >= 0)) badAddress('guestAccess: gpa', gpa);
+  if (!(kind >= 0 && kind <= 5 && (cbit === 0 || cbit === 1))) badArguments(kind, 0, cbit);
   const spa = ctx.translate(gpa);
-  if (spa < 0) {
+  if (!(spa >= 0)) {
     // NPT not present: an ordinary nested page fault, not an RMP one.
     return npfLowBits(ctx, kind) - PfErr.PRESENT + (isPageTable(kind) ? PfErr.GUEST_PAGE : PfErr.GUEST_FINAL);
   }
