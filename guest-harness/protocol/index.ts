@@ -24,6 +24,7 @@ export {
   type AgentSuccess,
   type AgentVerb,
   type Bit,
+  DEFAULT_AGENT_PATH,
   type Decoded,
   type GhcbValidField,
   type PokeWidth,

@@ -7,6 +7,9 @@
 /** PROTOCOL.md "Hello line": the only protocol version this client and the simulated agent speak. */
 export const PROTOCOL_VERSION = 1;
 
+/** PROTOCOL.md: the agent's default install path, run over SSH as a fixed command. */
+export const DEFAULT_AGENT_PATH = '/usr/local/libexec/snpsim/snpsim-agent';
+
 export type VmsaPlacement = 'split' | '2m-aligned';
 export type VmsaMemory = 'private' | 'shared' | 'unvalidated';
 export type VmsaTemplate = 'linux' | 'ovmf' | 'zero';
@@ -181,6 +184,7 @@ export type AgentResponse = AgentReply & { readonly seq: number };
 export type ProtocolErrorReason =
   | 'empty-line'
   | 'too-long'
+  | 'no-newline'
   | 'bad-byte'
   | 'bad-spacing'
   | 'bad-seq'
