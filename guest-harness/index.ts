@@ -9,5 +9,9 @@ export {
   type SshCliOptions,
 } from './cli/run.js';
 export { ExitCode, SnpsimError, SnpsimErrorCode } from './errors.js';
+export * from './protocol/index.js';
 export * from './runner/index.js';
 export * from './scenario/index.js';
+export * from './sim/index.js';
+export * from './ssh/index.js';
+export * from './targets/index.js';
