@@ -1,0 +1,88 @@
+/**
+ * The per-guest context the firmware keeps in a guest's Context page ([FW] `guest_context_page_t` and
+ * the `sev_guest_t` it embeds): policy, launch digest, ASID and activation, keys, VMPCKs and their
+ * message counters, HOST_DATA, ID block and key digests, report IDs. The model keeps it in a
+ * firmware-private map keyed by the Context page's PFN; the page itself only holds zeros for the host.
+ */
+import { randomBytes } from 'node:crypto';
+import { SnpGuestState } from './state.js';
+
+/** ASID binding of a guest [FW SEV_GUEST_FLAGS_PENDING_FLAG / ACTIVE_FLAG]. */
+export type Activation = 'inactive' | 'pending' | 'active';
+
+export const MEASUREMENT_SIZE = 48; // SHA-384 launch digest
+export const VMPCK_SIZE = 32; // [FW] vmpck0..3[32]
+
+export class GuestContextPage {
+  /** Guest state machine: INIT -> LAUNCH (LAUNCH_START) -> RUNNING (LAUNCH_FINISH). */
+  snpState: number = SnpGuestState.INIT;
+  policy = 0n;
+  /** ASID the guest is bound to (0 = none). */
+  asid = 0;
+  /** CCXs the guest is enabled on. */
+  ccxs = 0;
+  activation: Activation = 'inactive';
+  /** GCTX.LD / GCTX.Measurement: the launch digest, 48 zero bytes at GCTX_CREATE. */
+  readonly measurement = new Uint8Array(MEASUREMENT_SIZE);
+  /** GCTX.IMD: digest of the incoming migration image. */
+  readonly imd = new Uint8Array(MEASUREMENT_SIZE);
+  imiEn = false;
+  readonly vmpck: readonly [Uint8Array, Uint8Array, Uint8Array, Uint8Array] = [
+    new Uint8Array(VMPCK_SIZE),
+    new Uint8Array(VMPCK_SIZE),
+    new Uint8Array(VMPCK_SIZE),
+    new Uint8Array(VMPCK_SIZE),
+  ];
+  /** Message counters of VMPCK0..3: the next request must carry counter + 1 [FW msg_count0..3]. */
+  readonly msgCount: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
+  readonly vmrk = new Uint8Array(32);
+  readonly oek = new Uint8Array(32);
+  readonly reportId = new Uint8Array(32);
+  readonly reportIdMa = new Uint8Array(32);
+  /** Migration agent's gctx address, or null (PADDR_INVALID). */
+  migrationAgent: bigint | null = null;
+  readonly hostData = new Uint8Array(32);
+  idBlockEn = false;
+  /** The 96-byte ID block given at LAUNCH_FINISH (zero without one). */
+  readonly idBlock = new Uint8Array(0x60);
+  readonly idKeyDigest = new Uint8Array(48);
+  authorKeyEn = false;
+  readonly authorKeyDigest = new Uint8Array(48);
+  readonly gosvw = new Uint8Array(16);
+  desiredTscKhz = 0;
+  pspTscOffset = 0n;
+  /** TCB at GCTX_CREATE (the committed TCB) [FW gctx->launch_tcb]. */
+  launchTcb = 0n;
+  vcekDis = false;
+  /** Firmware version that created the context [FW current_build_id ...]. */
+  readonly createdBy: { readonly apiMajor: number; readonly apiMinor: number; readonly buildId: number };
+
+  constructor(launchTcb: bigint, createdBy: { apiMajor: number; apiMinor: number; buildId: number }) {
+    this.launchTcb = launchTcb;
+    this.createdBy = Object.freeze({ ...createdBy });
+  }
+
+  /** LAUNCH_START key generation: OEK, VMPCK0-3, VMRK, REPORT_ID from the TRNG [FW sev_hal_trng]. */
+  generateLaunchKeys(random: (n: number) => Uint8Array = (n) => new Uint8Array(randomBytes(n))): void {
+    this.oek.set(random(32));
+    for (const k of this.vmpck) k.set(random(VMPCK_SIZE));
+    this.vmrk.set(random(32));
+    this.reportId.set(random(32));
+  }
+
+  /** ID block fields the report and key derivation use. */
+  get guestSvn(): number {
+    return new DataView(this.idBlock.buffer).getUint32(0x54, true);
+  }
+  get familyId(): Uint8Array {
+    return this.idBlock.subarray(0x30, 0x40);
+  }
+  get imageId(): Uint8Array {
+    return this.idBlock.subarray(0x40, 0x50);
+  }
+
+  /** `guest_is_inactive`: neither pending nor active. */
+  get inactive(): boolean {
+    return this.activation === 'inactive';
+  }
+}
