@@ -3,5 +3,6 @@
  * its own module under guest-harness/cli/.
  */
 import type { CliCommand } from './command.js';
+import { measureCommand } from './measure.js';
 
-export const commands: readonly CliCommand[] = [];
+export const commands: readonly CliCommand[] = [measureCommand];
