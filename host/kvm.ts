@@ -1,0 +1,114 @@
+/**
+ * The KVM module on one platform: host page allocation, SEV ASIDs and VM creation
+ * (KVM_CREATE_VM(KVM_X86_SNP_VM) + KVM_SEV_INIT2) [LX] arch/x86/kvm/svm/sev.c __sev_guest_init.
+ */
+import type { Platform } from '../psp-firmware/index.js';
+import { ERRNO, GHCB_VERSION_MAX, PAGE_SIZE } from './kvm-constants.js';
+import { PhysAllocator } from './memory.js';
+import type { HostPolicy } from './policy/knobs.js';
+import { SVM_SEV_FEAT } from './svm-constants.js';
+import { Vm } from './vm.js';
+
+export interface KvmOptions {
+  readonly platform: Platform;
+  /** System memory KVM allocates from (default: 1 MiB up to the end of platform memory). */
+  readonly hostMemory?: { readonly start: number; readonly end: number };
+  /**
+   * C-bit position (CPUID Fn8000_001F_EBX[5:0], `sev_enc_bit`), reported by SEV_INFO and
+   * unreserved in guest GPAs. 51 on Milan and Genoa (default).
+   */
+  readonly cbitPosition?: number;
+  /** `sev_supported_vmsa_features`: 6.11 allows only DebugSwap (bit 5) in KVM_SEV_INIT2. */
+  readonly supportedVmsaFeatures?: bigint;
+  /** min_sev_asid: SEV-ES/SNP guests use ASIDs 1 .. min_sev_asid - 1 (default 100). */
+  readonly minSevAsid?: number;
+}
+
+export interface VmConfig {
+  readonly policy: HostPolicy;
+  /** KVM_X86_SNP_VM (default) or an SEV-ES VM (KVM_X86_SEV_ES_VM, no RMP protection). */
+  readonly vmType?: 'snp' | 'sev-es';
+  /** KVM_SEV_INIT2.vmsa_features; SNPActive is forced on for SNP VMs. Default 0 (so 0x1). */
+  readonly vmsaFeatures?: bigint;
+  /** KVM_SEV_INIT2.ghcb_version (0 = default 2). */
+  readonly ghcbVersion?: number;
+  /** Guest MAXPHYADDR used by page_address_valid (default 48). */
+  readonly guestMaxPhyAddr?: number;
+  /** Guest memory slots; each is backed by newly allocated system memory. */
+  readonly memory?: readonly { readonly gpa: number; readonly bytes: number }[];
+  /** vCPUs to create (ids 0 .. n-1). Default 0. */
+  readonly vcpus?: number;
+}
+
+export type VmCreateResult =
+  | { readonly ok: true; readonly vm: Vm }
+  | { readonly ok: false; readonly errno: number; readonly detail: string };
+
+export class Kvm {
+  readonly platform: Platform;
+  readonly alloc: PhysAllocator;
+  readonly cbitPosition: number;
+  readonly supportedVmsaFeatures: bigint;
+  readonly minSevAsid: number;
+  readonly #asids = new Set<number>();
+
+  constructor(options: KvmOptions) {
+    this.platform = options.platform;
+    const end = options.hostMemory?.end ?? options.platform.memory.memoryBytes;
+    const start = options.hostMemory?.start ?? Math.min(0x10_0000, end - PAGE_SIZE);
+    this.alloc = new PhysAllocator(start, end);
+    this.cbitPosition = options.cbitPosition ?? 51;
+    this.supportedVmsaFeatures = options.supportedVmsaFeatures ?? SVM_SEV_FEAT.DEBUG_SWAP;
+    this.minSevAsid = options.minSevAsid ?? 100;
+  }
+
+  /** KVM_CREATE_VM + KVM_SEV_INIT2 + memslots + vCPUs. Bad input is a negative errno with a reason. */
+  createVm(config: VmConfig): VmCreateResult {
+    const fail = (errno: number, detail: string): VmCreateResult => ({ ok: false, errno: -errno, detail });
+    const isSnp = (config.vmType ?? 'snp') === 'snp';
+    const requested = config.vmsaFeatures ?? 0n;
+    if (requested < 0n || (requested & ~this.supportedVmsaFeatures) !== 0n) {
+      return fail(
+        ERRNO.EINVAL,
+        `KVM_SEV_INIT2: vmsa_features 0x${requested.toString(16)} has bits outside the supported 0x${this.supportedVmsaFeatures.toString(16)}`,
+      );
+    }
+    const ghcbVersion = BigInt(config.ghcbVersion ?? 0);
+    if (ghcbVersion < 0n || ghcbVersion > GHCB_VERSION_MAX) {
+      return fail(ERRNO.EINVAL, `KVM_SEV_INIT2: ghcb_version ${ghcbVersion} exceeds GHCB_VERSION_MAX 2`);
+    }
+    const maxPhy = config.guestMaxPhyAddr ?? 48;
+    if (!Number.isInteger(maxPhy) || maxPhy < 32 || maxPhy > 52) {
+      return fail(ERRNO.EINVAL, `guestMaxPhyAddr must be an integer in 32..52, got ${maxPhy}`);
+    }
+    let asid = 1;
+    while (this.#asids.has(asid)) asid++;
+    if (asid >= this.minSevAsid) return fail(ERRNO.EBUSY, 'no free SEV-ES/SNP ASID');
+    const vm = new Vm(this, {
+      policy: config.policy,
+      isSnp,
+      asid,
+      vmsaFeatures: isSnp ? requested | SVM_SEV_FEAT.SNP_ACTIVE : requested,
+      ghcbVersion: ghcbVersion === 0n ? 2n : ghcbVersion,
+      guestMaxPhyAddr: maxPhy,
+    });
+    for (const slot of config.memory ?? []) {
+      try {
+        if (vm.addMemory(slot.gpa, slot.bytes) !== 0)
+          return fail(ERRNO.ENOMEM, 'out of system memory for guest RAM');
+      } catch (error) {
+        return fail(ERRNO.EINVAL, error instanceof Error ? error.message : String(error));
+      }
+    }
+    const count = config.vcpus ?? 0;
+    if (!Number.isInteger(count) || count < 0 || count > 1024) {
+      return fail(ERRNO.EINVAL, `vcpus must be an integer in 0..1024, got ${count}`);
+    }
+    for (let id = 0; id < count; id++) {
+      const v = vm.createVcpu(id);
+      if (typeof v === 'number') return fail(-v, `KVM_CREATE_VCPU ${id} failed`);
+    }
+    this.#asids.add(asid);
+    return { ok: true, vm };
+  }
+}

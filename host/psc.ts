@@ -1,0 +1,140 @@
+/**
+ * Page State Change: the MSR-protocol request (0x014) and the NAE event 0x8000_0010 with its PSC
+ * descriptor in the scratch area ([LX] arch/x86/kvm/svm/sev.c snp_begin_psc_msr, setup_vmgexit_scratch,
+ * snp_begin_psc, snp_complete_psc; struct psc_hdr / psc_entry in asm/sev-common.h).
+ *
+ * KVM forwards each range to userspace as KVM_EXIT_HYPERCALL(KVM_HC_MAP_GPA_RANGE); the model folds
+ * the VMM in: it sets the memory attribute and does the RMPUPDATE that guest_memfd's prepare /
+ * invalidate would do (private: assigned, this ASID, the GPA, not validated; shared: hypervisor),
+ * always at 4 KiB granularity. A page already in the requested state is left alone (no RMPUPDATE,
+ * so a validated private page stays validated). A failed RMPUPDATE fails the hypercall (model
+ * choice), which the guest sees as PSC_RESP_ERROR / VMGEXIT_PSC_ERROR_GENERIC.
+ */
+
+import {
+  GHCB_MSR,
+  GHCB_MSR_PSC_RESP_ERROR,
+  SNP_PAGE_STATE_PRIVATE,
+  SNP_PAGE_STATE_SHARED,
+} from './ghcb/msr-protocol.js';
+import { PAGE_SIZE } from './kvm-constants.js';
+import type { Vm } from './vm.js';
+
+/** VMGEXIT_PSC_MAX_COUNT: entries the GHCB spec allows [LX] sev-common.h */
+export const VMGEXIT_PSC_MAX_COUNT = 253;
+/** VMGEXIT_PSC_ERROR_GENERIC / _INVALID_HDR / _INVALID_ENTRY [LX] sev-common.h */
+export const VMGEXIT_PSC_ERROR_GENERIC = 0x100n << 32n;
+export const VMGEXIT_PSC_ERROR_INVALID_HDR = (1n << 32n) | 1n;
+export const VMGEXIT_PSC_ERROR_INVALID_ENTRY = (1n << 32n) | 2n;
+/** VMGEXIT_PSC_OP_PRIVATE / _SHARED [LX] sev-common.h */
+export const VMGEXIT_PSC_OP_PRIVATE = 1;
+export const VMGEXIT_PSC_OP_SHARED = 2;
+
+/** The VMM's KVM_HC_MAP_GPA_RANGE: 0 on success, -EINVAL-like failure otherwise. */
+export function mapGpaRange(vm: Vm, gfn: number, npages: number, toPrivate: boolean): boolean {
+  for (let i = 0; i < npages; i++) {
+    const gpa = (gfn + i) * PAGE_SIZE;
+    const spa = vm.memory.translate(gpa);
+    if (spa < 0) return false;
+    if (vm.isPrivate(gpa) === toPrivate && vm.rmpMatches(spa, gpa, toPrivate)) continue;
+    const status = toPrivate
+      ? vm.platform.rmpupdate(spa, { gpa, assigned: true, pageSize: 0, immutable: false, asid: vm.asid })
+      : vm.platform.rmpupdate(spa, { gpa: 0, assigned: false, pageSize: 0, immutable: false, asid: 0 });
+    if (status !== 0) return false;
+    vm.setPrivate(gpa, toPrivate);
+  }
+  return true;
+}
+
+/** GHCB_MSR_PSC_REQ: the response MSR value (PSC_RESP 0x015 with 0, or PSC_RESP_ERROR). */
+export function pscMsr(vm: Vm, msr: bigint): bigint {
+  const gfn = Number((msr >> 12n) & ((1n << 40n) - 1n));
+  const op = Number((msr >> 52n) & 0xfn);
+  if (op !== SNP_PAGE_STATE_PRIVATE && op !== SNP_PAGE_STATE_SHARED) return GHCB_MSR_PSC_RESP_ERROR;
+  return mapGpaRange(vm, gfn, 1, op === SNP_PAGE_STATE_PRIVATE) ? GHCB_MSR.PSC_RESP : GHCB_MSR_PSC_RESP_ERROR;
+}
+
+/** struct psc_entry fields (cur_page:12, gfn:40, operation:4, pagesize:1). */
+interface PscEntry {
+  curPage: number;
+  gfn: number;
+  operation: number;
+  pagesize: number;
+}
+
+function readEntry(buf: DataView, idx: number): PscEntry {
+  const v = buf.getBigUint64(8 + idx * 8, true);
+  return {
+    curPage: Number(v & 0xfffn),
+    gfn: Number((v >> 12n) & ((1n << 40n) - 1n)),
+    operation: Number((v >> 52n) & 0xfn),
+    pagesize: Number((v >> 56n) & 1n),
+  };
+}
+
+function writeCurPage(buf: DataView, idx: number, curPage: number): void {
+  const v = buf.getBigUint64(8 + idx * 8, true);
+  buf.setBigUint64(8 + idx * 8, (v & ~0xfffn) | BigInt(curPage & 0xfff), true);
+}
+
+/**
+ * snp_begin_psc over a descriptor copied from the scratch area; updates the descriptor in place
+ * (hdr.cur_entry, entries' cur_page) and returns the SW_EXITINFO2 result (0 or VMGEXIT_PSC_ERROR_*).
+ * Model choice: a descriptor whose end_entry lies beyond the scratch length is INVALID_HDR (KVM of
+ * 6.11 would read past its buffer).
+ */
+export function processPsc(vm: Vm, desc: Uint8Array): bigint {
+  if (desc.length < 8) return VMGEXIT_PSC_ERROR_INVALID_HDR;
+  const buf = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
+  for (;;) {
+    const idxStart = buf.getUint16(0, true);
+    const idxEnd = buf.getUint16(2, true);
+    if (idxEnd >= VMGEXIT_PSC_MAX_COUNT || 8 + (idxEnd + 1) * 8 > desc.length)
+      return VMGEXIT_PSC_ERROR_INVALID_HDR;
+    let idx = idxStart;
+    let start: PscEntry | undefined;
+    let npages = 0;
+    let huge = false;
+    let gfn = 0;
+    for (; idx <= idxEnd; idx++, buf.setUint16(0, buf.getUint16(0, true) + 1, true)) {
+      const e = readEntry(buf, idx);
+      gfn = e.gfn;
+      huge = e.pagesize === 1;
+      npages = huge ? 512 : 1;
+      if (e.curPage > npages || gfn % npages !== 0) return VMGEXIT_PSC_ERROR_INVALID_ENTRY;
+      if (e.curPage !== 0) {
+        npages -= e.curPage;
+        gfn += e.curPage;
+        huge = false;
+      }
+      if (npages !== 0) {
+        start = e;
+        break;
+      }
+    }
+    if (start === undefined || idx > idxEnd) return 0n;
+    let inflight = 1;
+    const first = idx;
+    while (++idx <= idxEnd) {
+      const e = readEntry(buf, idx);
+      if (
+        e.operation !== start.operation ||
+        e.gfn !== gfn + npages ||
+        e.curPage !== 0 ||
+        (e.pagesize === 1) !== huge
+      ) {
+        break;
+      }
+      inflight++;
+      npages += huge ? 512 : 1;
+    }
+    if (start.operation === VMGEXIT_PSC_OP_PRIVATE || start.operation === VMGEXIT_PSC_OP_SHARED) {
+      if (!mapGpaRange(vm, gfn, npages, start.operation === VMGEXIT_PSC_OP_PRIVATE))
+        return VMGEXIT_PSC_ERROR_GENERIC;
+    }
+    // __snp_complete_one_psc: mark the in-flight entries done and advance cur_entry.
+    let i = first;
+    for (; inflight > 0; inflight--, i++) writeCurPage(buf, i, readEntry(buf, i).pagesize === 1 ? 512 : 1);
+    buf.setUint16(0, i, true);
+  }
+}

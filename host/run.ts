@@ -1,0 +1,360 @@
+/**
+ * One KVM_RUN iteration ([LX] arch/x86/kvm/x86.c kvm_arch_vcpu_ioctl_run, vcpu_run, vcpu_block,
+ * vcpu_enter_guest; svm/svm.c svm_vcpu_run, svm_handle_exit; svm/sev.c pre_sev_run): process
+ * requests, enter guest mode, VMRUN through the platform's VMSA checks, run the caller's guest code,
+ * handle the exit. Returns after one guest entry, when the vCPU would sleep, or when KVM_RUN returns
+ * to userspace. Atomic steps: [requests] → enter guest mode → VMRUN → guest code + #VMEXIT.
+ */
+import { applyUpdateDirect } from './ap-creation.js';
+import { unmapGhcb } from './ghcb/map.js';
+import {
+  ERRNO,
+  errnoName,
+  KVM_EXIT,
+  KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
+  KVM_MP_STATE,
+  mpStateName,
+} from './kvm-constants.js';
+import {
+  acceptEvents,
+  hasEvents,
+  hasVmsa,
+  isRunnable,
+  isRunning,
+  kvmVcpuResetInit,
+  setMpState,
+} from './mp-state.js';
+import type { GuestCode, GuestEntry, GuestExit, RunEvent, RunOutcome } from './outcome.js';
+import { point, type Steps, waitUntil } from './steps.js';
+import { SVM_EXIT, SVM_EXIT_ERR } from './svm-constants.js';
+import type { Vcpu } from './vcpu.js';
+import { emulateHalt, sevHandleVmgexit } from './vmgexit.js';
+
+export interface RunOptions {
+  /**
+   * When the vCPU would sleep in kvm_vcpu_block: return a `blocked` outcome (the default of
+   * `vcpu.run()`), or wait until it is woken (what the scheduler uses).
+   */
+  readonly whenBlocked?: 'return' | 'wait';
+}
+
+/** The vCPU was kicked while in guest mode (read through a call: other steps change `mode`). */
+function kicked(vcpu: Vcpu): boolean {
+  return vcpu.mode === 'EXITING_GUEST_MODE';
+}
+
+/** In-kernel loop iterations before the model reports the vCPU as spinning. */
+const MAX_ITERATIONS = 16;
+
+/** #PF/#NPF error-code bit 31 (RMP) and bit 35 (SIZEM) [LX] PFERR_GUEST_RMP/SIZEM. */
+const PFERR_RMP = 2 ** 31;
+
+function blocked(vcpu: Vcpu, events: RunEvent[], spinning: boolean): RunOutcome {
+  return {
+    kind: 'blocked',
+    mpState: vcpu.mpState,
+    spinning,
+    events,
+    layer: 'kvm',
+    detail: spinning
+      ? `vCPU ${vcpu.vcpuId} spins in the kernel in ${mpStateName(vcpu.mpState)} (events pending, nothing applies them)`
+      : `vCPU ${vcpu.vcpuId} sleeps in ${mpStateName(vcpu.mpState)}`,
+    vmStopped: false,
+  };
+}
+
+function errno(code: number, events: RunEvent[], detail: string): RunOutcome {
+  const stops = code !== -ERRNO.EINTR && code !== -ERRNO.EAGAIN;
+  return {
+    kind: 'errno',
+    errno: code,
+    events,
+    layer: 'kvm',
+    detail: `${detail} (-${errnoName(code)})`,
+    vmStopped: stops,
+  };
+}
+
+/** KVM_EXIT_FAIL_ENTRY for SVM_EXIT_ERR, with the reason as wide as the version reports it. */
+function failEntry(vcpu: Vcpu, events: RunEvent[], layer: 'kvm' | 'cpu', detail: string): RunOutcome {
+  const reason = vcpu.vm.policy.failEntryReason === 'u32' ? 0xffff_ffffn : 0xffff_ffff_ffff_ffffn;
+  return {
+    kind: 'userspace',
+    exitReason: KVM_EXIT.FAIL_ENTRY,
+    failEntry: { hardwareEntryFailureReason: reason, cpu: vcpu.index },
+    events,
+    layer,
+    detail: `${detail}; KVM_EXIT_FAIL_ENTRY, hardware_entry_failure_reason 0x${reason.toString(16)}`,
+    vmStopped: true,
+  };
+}
+
+/**
+ * The KVM_REQ_UPDATE_PROTECTED_GUEST_STATE request in vcpu_enter_guest: an INIT-style vCPU reset
+ * (RFC v9 … mainline) or the direct update (RFC v4, v5; v5 exits with KVM_EXIT_INTERNAL_ERROR when
+ * the VMSA GPA does not resolve).
+ */
+function* processUpdateRequest(vcpu: Vcpu, events: RunEvent[]): Steps<RunOutcome | undefined> {
+  vcpu.reqUpdateProtectedGuestState = false;
+  const { policy } = vcpu.vm;
+  const before = events.length;
+  if (policy.applyViaVcpuReset) yield* kvmVcpuResetInit(vcpu, 'request', events);
+  else yield* applyUpdateDirect(vcpu, events);
+  const applied = events.slice(before).find((e) => e.kind === 'update-applied');
+  if (
+    applied?.kind === 'update-applied' &&
+    applied.failure !== undefined &&
+    policy.applyLookupFailure === 'internalError'
+  ) {
+    return {
+      kind: 'userspace',
+      exitReason: KVM_EXIT.INTERNAL_ERROR,
+      internal: { suberror: 0, data: [] },
+      events,
+      layer: 'kvm',
+      detail: `snp: AP state update failed (VMSA GPA 0x${(applied.installedGpa ?? vcpu.snpVmsaGpa).toString(16)}: ${applied.failure}); KVM_EXIT_INTERNAL_ERROR`,
+      vmStopped: true,
+    };
+  }
+  return undefined;
+}
+
+/** vcpu_block: sleep until runnable, accept INIT/SIPI, turn HALTED / AP_RESET_HOLD into RUNNABLE. */
+function* vcpuBlock(vcpu: Vcpu, events: RunEvent[], options: RunOptions): Steps<RunOutcome | undefined> {
+  const { vm } = vcpu;
+  if (!isRunnable(vcpu)) {
+    if (options.whenBlocked !== 'wait') return blocked(vcpu, events, false);
+    yield* waitUntil(
+      `vCPU ${vcpu.vcpuId}: sleeps in ${mpStateName(vcpu.mpState)}`,
+      () => isRunnable(vcpu) || vm.stopped !== undefined,
+    );
+    if (vm.stopped !== undefined) return stoppedOutcome(vcpu, events);
+  }
+  yield* acceptEvents(vcpu, events);
+  const from = vcpu.mpState;
+  switch (from) {
+    case KVM_MP_STATE.HALTED:
+    case KVM_MP_STATE.AP_RESET_HOLD:
+      vcpu.pvUnhalted = false;
+      setMpState(vcpu, KVM_MP_STATE.RUNNABLE);
+      events.push({ kind: 'woken', from, to: KVM_MP_STATE.RUNNABLE });
+      return undefined;
+    case KVM_MP_STATE.RUNNABLE:
+    case KVM_MP_STATE.INIT_RECEIVED:
+      return undefined;
+    case KVM_MP_STATE.SNPSIM_OFFLINE:
+      // The reviewer's OFFLINE state: only an AP Creation update moves it (applied right here).
+      return vcpu.reqUpdateProtectedGuestState ? yield* processUpdateRequest(vcpu, events) : undefined;
+    default:
+      if (vm.policy.blockDefaultCase === 'eintr') {
+        return errno(
+          -ERRNO.EINTR,
+          events,
+          `vcpu_block: woken in ${mpStateName(from)}, which the kernel does not expect`,
+        );
+      }
+      return undefined;
+  }
+}
+
+function stoppedOutcome(vcpu: Vcpu, events: RunEvent[]): RunOutcome {
+  return {
+    kind: 'vm-stopped',
+    events,
+    layer: 'kvm',
+    detail: `the VMM stopped the VM earlier: ${vcpu.vm.stopped?.detail ?? ''}`,
+    vmStopped: true,
+  };
+}
+
+/** svm_handle_exit for an SEV-ES/SNP guest. */
+function* handleExit(vcpu: Vcpu, exit: GuestExit, events: RunEvent[]): Steps<RunOutcome> {
+  const resumed = (vmexitCode: number, detail: string): RunOutcome => ({
+    kind: 'exit',
+    exit: exit.kind,
+    vmexitCode,
+    events,
+    layer: 'kvm',
+    detail,
+    vmStopped: false,
+  });
+  switch (exit.kind) {
+    case 'intr':
+      return resumed(SVM_EXIT.INTR, 'external interrupt');
+    case 'hlt':
+      emulateHalt(vcpu, KVM_MP_STATE.HALTED);
+      return resumed(
+        SVM_EXIT.HLT,
+        vcpu.mpState === KVM_MP_STATE.HALTED ? 'HLT: vCPU halted' : 'HLT with an event pending',
+      );
+    case 'shutdown':
+      return {
+        kind: 'userspace',
+        exitReason: KVM_EXIT.SHUTDOWN,
+        events,
+        layer: 'guest',
+        detail: 'guest shutdown (triple fault); the SEV-ES state cannot be reset',
+        vmStopped: true,
+      };
+    case 'npf':
+      return resumed(SVM_EXIT.NPF, handleNpf(vcpu, exit.gpa, exit.exitInfo1));
+    case 'vmgexit':
+      return yield* sevHandleVmgexit(vcpu, events);
+  }
+}
+
+/**
+ * #NPF: for a private GPA whose page is not assigned yet, guest_memfd's prepare makes it private
+ * (Guest-Invalid, as kvm_gmem_prepare → rmp_make_private); an RMP fault on a 2 MB RMP entry is
+ * PSMASHed (sev_handle_rmp_fault, retrying FAIL_INUSE); any other RMP fault is treated as spurious.
+ */
+function handleNpf(vcpu: Vcpu, gpa: number, exitInfo1: number): string {
+  const { vm } = vcpu;
+  const spa = vm.memory.translate(gpa);
+  if (spa < 0)
+    return `#NPF at GPA 0x${gpa.toString(16)} outside every memslot (MMIO emulation is not modelled)`;
+  const pfn = Math.floor(spa / 4096);
+  const entry = vm.platform.firmwareRead(pfn);
+  if (vm.isPrivate(gpa) && entry !== undefined && !entry.assigned) {
+    const page = gpa - (gpa % 4096);
+    const status = vm.platform.rmpupdate(spa - (spa % 4096), {
+      gpa: page,
+      assigned: true,
+      pageSize: 0,
+      immutable: false,
+      asid: vm.asid,
+    });
+    return `#NPF: private GPA 0x${page.toString(16)} faulted in (RMPUPDATE status ${status})`;
+  }
+  if (Math.floor(exitInfo1 / PFERR_RMP) % 2 === 1) {
+    const head = vm.platform.firmwareRead(pfn - (pfn % 512));
+    if (head?.pageSize === 1) {
+      let status = 3;
+      for (let tries = 0; status === 3 && tries < 8; tries++)
+        status = vm.platform.psmash((pfn - (pfn % 512)) * 4096);
+      return `RMP #NPF on a 2 MB RMP entry: PSMASH status ${status}`;
+    }
+    return 'RMP #NPF on a 4 KB entry: spurious, guest resumed';
+  }
+  return '#NPF (not an RMP fault): guest resumed';
+}
+
+/** vcpu_enter_guest. Undefined means "back to the vcpu_run loop" (r = 1, no guest entry). */
+function* vcpuEnterGuest(vcpu: Vcpu, guest: GuestCode, events: RunEvent[]): Steps<RunOutcome | undefined> {
+  const { vm } = vcpu;
+  if (vcpu.reqUpdateProtectedGuestState) {
+    const r = yield* processUpdateRequest(vcpu, events);
+    if (r !== undefined) return r;
+    if (!isRunning(vcpu)) return undefined;
+  }
+  if (vcpu.lapic.hasPendingInitOrSipi) {
+    yield* acceptEvents(vcpu, events);
+    if (!isRunning(vcpu)) return undefined;
+  }
+  unmapGhcb(vcpu);
+  yield* point(`vCPU ${vcpu.vcpuId}: enter guest mode`);
+  vcpu.mode = 'IN_GUEST_MODE';
+  if (vcpu.reqUpdateProtectedGuestState || vcpu.lapic.hasPendingInitOrSipi) {
+    vcpu.mode = 'OUTSIDE_GUEST_MODE';
+    events.push({ kind: 'entry-cancelled', reason: 'request-pending' });
+    return undefined;
+  }
+  if (vm.policy.refuseVmrunWithInvalidVmsa && !hasVmsa(vcpu)) {
+    vcpu.mode = 'OUTSIDE_GUEST_MODE';
+    return failEntry(
+      vcpu,
+      events,
+      'kvm',
+      `pre_sev_run refused VMRUN of vCPU ${vcpu.vcpuId}: VMCB vmsa_pa is invalid`,
+    );
+  }
+  yield* point(`vCPU ${vcpu.vcpuId}: VMRUN`);
+  const res = vm.platform.vmrun({
+    cpu: vcpu.index,
+    asid: vm.asid,
+    vmsaPa: Number(vcpu.vmcbVmsaPa),
+    vmsaGpa: vcpu.vmsaGpa,
+  });
+  vcpu.lastVmentryCpu = vcpu.index;
+  if (res.kind !== 'entered') {
+    vcpu.mode = 'OUTSIDE_GUEST_MODE';
+    const what = `VMRUN of vCPU ${vcpu.vcpuId} failed: ${res.reason} (${res.detail})`;
+    if (res.kind === 'vmexit' && res.exitCode === SVM_EXIT_ERR) return failEntry(vcpu, events, 'cpu', what);
+    const code = res.kind === 'vmexit' ? res.exitCode : -1;
+    return {
+      kind: 'userspace',
+      exitReason: KVM_EXIT.INTERNAL_ERROR,
+      internal: {
+        suberror: KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
+        data: [BigInt.asUintN(64, BigInt(code)), BigInt(vcpu.lastVmentryCpu)],
+      },
+      events,
+      layer: 'cpu',
+      detail: `${what}; unexpected exit reason → KVM_EXIT_INTERNAL_ERROR`,
+      vmStopped: true,
+    };
+  }
+  yield* point(`vCPU ${vcpu.vcpuId}: in guest`);
+  let exit: GuestExit;
+  if (kicked(vcpu)) {
+    exit = { kind: 'intr' };
+  } else {
+    const entry: GuestEntry = {
+      vcpuId: vcpu.vcpuId,
+      vmsaPa: Number(vcpu.vmcbVmsaPa),
+      vmsaGpa: vcpu.vmsaGpa,
+      sevFeatures: res.sevFeatures,
+      guest: vm.guestContext(vcpu, res.sevFeatures),
+      writeGhcbMsr: (value: bigint) => {
+        vcpu.ghcbMsr = BigInt.asUintN(64, value);
+      },
+      readGhcbMsr: () => vcpu.ghcbMsr,
+    };
+    exit = guest(entry);
+  }
+  vm.platform.vmexit(vcpu.index);
+  vcpu.mode = 'OUTSIDE_GUEST_MODE';
+  return yield* handleExit(vcpu, exit, events);
+}
+
+/** KVM_RUN, one iteration: see the module comment. */
+export function* kvmRunSteps(vcpu: Vcpu, guest: GuestCode, options: RunOptions = {}): Steps<RunOutcome> {
+  const { vm } = vcpu;
+  const events: RunEvent[] = [];
+  if (vm.stopped !== undefined) return stoppedOutcome(vcpu, events);
+  const outcome = yield* kvmRunInner(vcpu, guest, options, events);
+  if (outcome.vmStopped && outcome.kind !== 'vm-stopped') vm.stop(outcome);
+  return outcome;
+}
+
+function* kvmRunInner(
+  vcpu: Vcpu,
+  guest: GuestCode,
+  options: RunOptions,
+  events: RunEvent[],
+): Steps<RunOutcome> {
+  if (vcpu.mpState === KVM_MP_STATE.UNINITIALIZED) {
+    // kvm_arch_vcpu_ioctl_run: block once, accept INIT/SIPI, return -EAGAIN to userspace.
+    if (!hasEvents(vcpu)) {
+      if (options.whenBlocked !== 'wait') return blocked(vcpu, events, false);
+      yield* waitUntil(
+        `vCPU ${vcpu.vcpuId}: UNINITIALIZED, waiting for INIT`,
+        () => hasEvents(vcpu) || vcpu.vm.stopped !== undefined,
+      );
+      if (vcpu.vm.stopped !== undefined) return stoppedOutcome(vcpu, events);
+    }
+    yield* acceptEvents(vcpu, events);
+    return errno(
+      -ERRNO.EAGAIN,
+      events,
+      `KVM_RUN of vCPU ${vcpu.vcpuId} in KVM_MP_STATE_UNINITIALIZED returns after accepting INIT/SIPI`,
+    );
+  }
+  for (let i = 0; i < MAX_ITERATIONS; i++) {
+    const r = isRunning(vcpu)
+      ? yield* vcpuEnterGuest(vcpu, guest, events)
+      : yield* vcpuBlock(vcpu, events, options);
+    if (r !== undefined) return r;
+  }
+  return blocked(vcpu, events, true);
+}

@@ -1,0 +1,96 @@
+/**
+ * SVM exit codes, VMGEXIT NAE event codes, event-injection encoding and SEV_FEATURES bits.
+ * Values from [LX] arch/x86/include/uapi/asm/svm.h and arch/x86/include/asm/svm.h.
+ */
+
+/** #VMEXIT codes the host handles [LX] arch/x86/include/uapi/asm/svm.h */
+export const SVM_EXIT = Object.freeze({
+  INTR: 0x060,
+  NMI: 0x061,
+  CPUID: 0x072,
+  HLT: 0x078,
+  IOIO: 0x07b,
+  MSR: 0x07c,
+  SHUTDOWN: 0x07f,
+  VMMCALL: 0x081,
+  NPF: 0x400,
+  VMGEXIT: 0x403,
+} as const);
+
+/**
+ * VMRUN failure exit codes [APM 15.35; ap-creation.md A.7]. SVM_EXIT_ERR = -1 = VMEXIT_INVALID
+ * ([LX] arch/x86/include/uapi/asm/svm.h); BUSY -2, IDLE_REQUIRED -3, INVALID_PMC -4.
+ */
+export const VMEXIT_INVALID = -1;
+export const VMEXIT_BUSY = -2;
+export const VMEXIT_IDLE_REQUIRED = -3;
+export const VMEXIT_INVALID_PMC = -4;
+export const SVM_EXIT_ERR = VMEXIT_INVALID;
+
+/** SW_EXITCODE values of the GHCB NAE events [LX] arch/x86/include/uapi/asm/svm.h */
+export const SVM_VMGEXIT = Object.freeze({
+  MMIO_READ: 0x8000_0001n,
+  MMIO_WRITE: 0x8000_0002n,
+  NMI_COMPLETE: 0x8000_0003n,
+  AP_HLT_LOOP: 0x8000_0004n,
+  AP_JUMP_TABLE: 0x8000_0005n,
+  PSC: 0x8000_0010n,
+  GUEST_REQUEST: 0x8000_0011n,
+  EXT_GUEST_REQUEST: 0x8000_0012n,
+  AP_CREATION: 0x8000_0013n,
+  SNP_RUN_VMPL: 0x8000_0018n,
+  HV_FEATURES: 0x8000_fffdn,
+  TERM_REQUEST: 0x8000_fffen,
+  UNSUPPORTED_EVENT: 0x8000_ffffn,
+} as const);
+
+/** AP Creation requests in SW_EXITINFO1[31:0] [LX] arch/x86/include/uapi/asm/svm.h */
+export const SVM_VMGEXIT_AP_CREATE_ON_INIT = 0;
+export const SVM_VMGEXIT_AP_CREATE = 1;
+export const SVM_VMGEXIT_AP_DESTROY = 2;
+
+/** SVM_VMGEXIT_SET_AP_JUMP_TABLE / GET [LX] arch/x86/include/uapi/asm/svm.h */
+export const SVM_VMGEXIT_SET_AP_JUMP_TABLE = 0n;
+export const SVM_VMGEXIT_GET_AP_JUMP_TABLE = 1n;
+
+/**
+ * SW_EXITINFO1[19:16]: the target VMPL guests put there (Linux `vmgexit_ap_control`,
+ * OVMF, COCONUT); `SVM_VMGEXIT_AP_VMPL_MASK = GENMASK(19,16)` in Tom Lendacky's SVSM RFC
+ * (2024-08-27) [ap-creation.md A.2].
+ */
+export const SVM_VMGEXIT_AP_VMPL_MASK = 0xf_0000n;
+export const SVM_VMGEXIT_AP_VMPL_SHIFT = 16n;
+
+/** Event injection encoding [LX] arch/x86/include/asm/svm.h, asm/trapnr.h */
+export const X86_TRAP_GP = 13;
+export const SVM_EVTINJ_TYPE_EXEPT = 3 << 8;
+export const SVM_EVTINJ_VALID = 0x8000_0000;
+/** #GP as v5 … RFC v9 injected it: 13 | 3<<8 | 1<<31 = 0x8000030D [ap-creation.md A.3, src v5] */
+export const EVTINJ_GP = BigInt(X86_TRAP_GP | SVM_EVTINJ_TYPE_EXEPT | SVM_EVTINJ_VALID);
+
+/** SEV_FEATURES bits (VMSA 0x3B0) [LX] arch/x86/include/asm/svm.h; [ap-creation.md A.5] */
+export const SVM_SEV_FEAT = Object.freeze({
+  SNP_ACTIVE: 1n << 0n,
+  VTOM: 1n << 1n,
+  REFLECT_VC: 1n << 2n,
+  RESTRICTED_INJECTION: 1n << 3n,
+  ALTERNATE_INJECTION: 1n << 4n,
+  DEBUG_SWAP: 1n << 5n,
+  PREVENT_HOST_IBS: 1n << 6n,
+  BTB_ISOLATION: 1n << 7n,
+  VMPL_SSS: 1n << 8n,
+  SECURE_TSC: 1n << 9n,
+  VMGEXIT_PARAMETER: 1n << 10n,
+  IBS_VIRTUALIZATION: 1n << 12n,
+  VMSA_REG_PROT: 1n << 14n,
+  SMT_PROTECTION: 1n << 15n,
+} as const);
+/** SVM_SEV_FEAT_INT_INJ_MODES = RESTRICTED_INJECTION | ALTERNATE_INJECTION = 0x18 [LX] asm/svm.h */
+export const SVM_SEV_FEAT_INT_INJ_MODES =
+  SVM_SEV_FEAT.RESTRICTED_INJECTION | SVM_SEV_FEAT.ALTERNATE_INJECTION;
+
+/** EFER.SVME (bit 12) [LX] arch/x86/include/asm/msr-index.h */
+export const EFER_SVME = 1n << 12n;
+
+/** MSR_AMD64_SEV_ES_GHCB [LX] arch/x86/include/asm/msr-index.h */
+export const MSR_AMD64_SEV_ES_GHCB = 0xc001_0130;
