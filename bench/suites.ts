@@ -1,4 +1,5 @@
 /** The benchmark registry: one import and one entry per suite. */
+import { measureSuite } from './measure.js';
 import type { BenchSuite } from './suite.js';
 
-export const suites: readonly BenchSuite[] = [];
+export const suites: readonly BenchSuite[] = [measureSuite];

@@ -166,6 +166,7 @@ function checkPerms(perms: PageInfoPerms): MeasureError | undefined {
  */
 export class LaunchDigest {
   readonly #pageInfo = Buffer.alloc(PAGE_INFO_SIZE);
+  readonly #view = new DataView(this.#pageInfo.buffer, this.#pageInfo.byteOffset, PAGE_INFO_SIZE);
   readonly #vmplOrder: PageInfoVmplOrder;
   readonly #onStep: ((step: MeasureStep) => void) | undefined;
   #vmsaScratch: Buffer | undefined;
@@ -297,8 +298,8 @@ export class LaunchDigest {
         );
       }
       const pageGpa = gpa + offset;
-      pi.writeUInt32LE(pageGpa % TWO_32, PageInfoOffset.GPA);
-      pi.writeUInt32LE(Math.floor(pageGpa / TWO_32), PageInfoOffset.GPA + 4);
+      this.#view.setUint32(PageInfoOffset.GPA, pageGpa % TWO_32, true);
+      this.#view.setUint32(PageInfoOffset.GPA + 4, Math.floor(pageGpa / TWO_32), true);
       pi.write(hash(SHA384, pi, LATIN1), PageInfoOffset.DIGEST_CUR, LATIN1);
       if (this.#onStep !== undefined) this.#report(pageType, pageGpa, measured);
       this.#steps++;
