@@ -13,6 +13,7 @@ import {
   cmdlineBytes,
   cpuSignature,
   type LaunchMeasurement,
+  MAX_VCPUS,
   type MeasureResult,
   type MeasureStep,
   type OvmfImage,
@@ -365,7 +366,7 @@ export async function runMeasure(argv: readonly string[], io: CliIo): Promise<nu
   }
 
   if (v.vcpus === undefined) throw usage(`missing --vcpus N in --mode ${mode}`);
-  const vcpus = parseDecimal(v.vcpus, '--vcpus', 1, 4096);
+  const vcpus = parseDecimal(v.vcpus, '--vcpus', 1, MAX_VCPUS);
   const vmmType = parseVmmType(v['vmm-type']);
   if (v['ec2-legacy-rdx'] && vmmType !== VmmType.EC2)
     throw usage('--ec2-legacy-rdx applies to --vmm-type ec2 only');

@@ -251,7 +251,7 @@ export class LaunchDigest {
     if (bad !== undefined) return bad;
     if (pageType === SnpPageType.VMSA || pageType === SnpPageType.SECRETS || pageType === SnpPageType.CPUID) {
       return measureError(
-        MeasureErrorCode.INVALID_CONTENTS,
+        MeasureErrorCode.INVALID_PAGE_SIZE,
         `${SNP_PAGE_TYPE_NAMES[pageType]} pages are 4 KiB only; a 2 MB LAUNCH_UPDATE of them is refused`,
       );
     }
@@ -361,7 +361,7 @@ function checkLength(pageType: number, length: number): MeasureError | undefined
     pageType === SnpPageType.VMSA || pageType === SnpPageType.SECRETS || pageType === SnpPageType.CPUID;
   if (single && length !== PAGE_SIZE) {
     return measureError(
-      MeasureErrorCode.INVALID_CONTENTS,
+      MeasureErrorCode.INVALID_PAGE_SIZE,
       `${SNP_PAGE_TYPE_NAMES[pageType]} is measured one 4 KiB page at a time, got ${hex(length)} bytes`,
     );
   }

@@ -8,9 +8,11 @@
 export const MeasureErrorCode = Object.freeze({
   /** PAGE_TYPE 0 or 7 (reserved) or not a 3-bit value [FW LAUNCH_UPDATE: INVALID_PARAM]. */
   INVALID_PAGE_TYPE: 'INVALID_PAGE_TYPE',
-  /** Page contents missing, of the wrong length, or given for a multi-page VMSA/SECRETS/CPUID update. */
+  /** Page contents missing or of the wrong length, or an update length that is not whole pages. */
   INVALID_CONTENTS: 'INVALID_CONTENTS',
-  /** GPA not aligned, negative or above the RMP GPA field. */
+  /** VMSA, SECRETS or CPUID asked for more than one 4 KiB page [FW LAUNCH_UPDATE: INVALID_PAGE_SIZE]. */
+  INVALID_PAGE_SIZE: 'INVALID_PAGE_SIZE',
+  /** GPA not aligned (2 MB: the firmware's INVALID_ADDRESS), negative or above the RMP GPA field. */
   INVALID_GPA: 'INVALID_GPA',
   /** A VMPL permission mask that is not a byte. */
   INVALID_PERMS: 'INVALID_PERMS',

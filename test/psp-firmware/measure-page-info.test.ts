@@ -177,7 +177,7 @@ test('2 MB: unaligned GPA and 4K-only page types are refused, the digest is unch
   const before = ld.digestHex();
   assert.equal(ld.update2M(SnpPageType.ZERO, null, 0x201000)?.code, MeasureErrorCode.INVALID_GPA);
   for (const t of [SnpPageType.VMSA, SnpPageType.SECRETS, SnpPageType.CPUID]) {
-    assert.equal(ld.update2M(t, null, 0x200000)?.code, MeasureErrorCode.INVALID_CONTENTS, `type ${t}`);
+    assert.equal(ld.update2M(t, null, 0x200000)?.code, MeasureErrorCode.INVALID_PAGE_SIZE, `type ${t}`);
   }
   assert.equal(ld.update2M(SnpPageType.ZERO, null, 0x400000), undefined);
   assert.equal(ld.steps, 512);
@@ -298,7 +298,7 @@ test('bad GPA, contents and permission masks are refused before any state change
       ld.updatePages(SnpPageType.NORMAL, new Uint8Array(0x1800), 0, 0x1800),
       MeasureErrorCode.INVALID_CONTENTS,
     ],
-    [ld.updatePages(SnpPageType.SECRETS, null, 0, 0x2000), MeasureErrorCode.INVALID_CONTENTS],
+    [ld.updatePages(SnpPageType.SECRETS, null, 0, 0x2000), MeasureErrorCode.INVALID_PAGE_SIZE],
     [ld.updatePage(SnpPageType.NORMAL, zeroPage(), 0, { vmpl1: 0x100 }), MeasureErrorCode.INVALID_PERMS],
     [ld.updatePage(SnpPageType.NORMAL, zeroPage(), 0, { vmpl3: -1 }), MeasureErrorCode.INVALID_PERMS],
   ];
