@@ -1,5 +1,6 @@
 /** The benchmark registry: one import and one entry per suite. */
 import { measureSuite } from './measure.js';
+import { rmpCheckSuite } from './rmp-check.js';
 import type { BenchSuite } from './suite.js';
 
-export const suites: readonly BenchSuite[] = [measureSuite];
+export const suites: readonly BenchSuite[] = [measureSuite, rmpCheckSuite];

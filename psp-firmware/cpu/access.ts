@@ -31,40 +31,49 @@ function badArguments(kind: number, mapping: number, cbit: number): never {
   );
 }
 
-/** Host #PF error code for an RMP violation of `kind`. */
-function hostFault(kind: number): number {
-  const write =
-    kind === AccessKind.WRITE || kind === AccessKind.PAGE_TABLE_WRITE || kind === AccessKind.SHADOW_STACK;
-  return PfErr.RMP + PfErr.PRESENT + (write ? PfErr.WRITE : 0);
-}
+/**
+ * Host #PF error code of an RMP violation, by access kind. Reads and fetches are not RMP-checked for
+ * the host (code 0: the check result is multiplied by it). [LX] X86_PF_RMP bit 31 | P | W
+ */
+const HOST_FAULT_BY_KIND: readonly number[] = Object.freeze([
+  0, // READ
+  PfErr.RMP + PfErr.PRESENT + PfErr.WRITE, // WRITE
+  0, // EXECUTE
+  PfErr.RMP + PfErr.PRESENT, // PAGE_TABLE_READ
+  PfErr.RMP + PfErr.PRESENT + PfErr.WRITE, // PAGE_TABLE_WRITE (A/D update)
+  PfErr.RMP + PfErr.PRESENT + PfErr.WRITE, // SHADOW_STACK
+]);
 
 /**
- * Hypervisor-Owned check of page `pfn` under a mapping of `mapping` size: 0 if every relevant entry is
- * unassigned, else 1. Not covered → hypervisor-owned.
+ * Hypervisor-Owned check of covered page `pfn`: 1 if it fails, else 0. 4K mapping: the page's entry,
+ * or its 2 MB-aligned entry if that is an assigned 2 MB entry; 2M/1G mapping: all 512 entries of the
+ * region (head Assigned or subpage count != 0). Branch-free: data-dependent branches would serialize the
+ * cache misses of independent checks.
  */
-function hypervisorOwnedFails(rmp: Rmp, pfn: number, mapping: number): number {
-  if (pfn >= rmp.coveredPages) return 0;
-  const chunk = rmp.chunks[pfn >>> RMP_CHUNK_SHIFT]!;
+function hypervisorOwnedFails(chunks: readonly Uint32Array[], pfn: number, mapping: number): number {
+  const chunk = chunks[pfn >>> RMP_CHUNK_SHIFT]!;
   const idx = pfn & RMP_CHUNK_MASK;
   const hw0 = chunk[(idx & ~511) << 2]!;
-  if (mapping !== 0) return (hw0 & ASSIGNED_OR_SUBPAGES) !== 0 ? 1 : 0;
-  return (chunk[idx << 2]! & 1) !== 0 || (hw0 & ASSIGNED_2M) === ASSIGNED_2M ? 1 : 0;
+  if (mapping !== 0) return ((hw0 & ASSIGNED_OR_SUBPAGES) + 0xfff) >>> 12; // 1 iff any of bits 0, 3-11
+  return (chunk[idx << 2]! | (hw0 & (hw0 >>> 1))) & 1; // entry assigned | (head assigned & 2 MB)
 }
 
 /**
  * Host access to system physical address `spa`. Host reads and fetches are not RMP-checked; writes,
  * page-table accesses and shadow-stack accesses need Hypervisor-Owned: the page's entry (4K mapping) or
- * all 512 entries of its 2 MB region (2 MB or 1 GB mapping). Returns 0 or the #PF error code.
+ * all 512 entries of its 2 MB region (2 MB or 1 GB mapping). Not covered = hypervisor-owned.
+ * Returns 0 or the #PF error code.
  */
 export function hostAccessCheck(rmp: Rmp, spa: number, kind: AccessKind, mapping: MappingSize): number {
-  const pfn = Math.floor(spa / 4096);
+  const code = HOST_FAULT_BY_KIND[kind];
+  const pfn = Math.floor(spa * (1 / 4096));
+  if (code === undefined || !(mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
   if (!(pfn >= 0)) badAddress('hostAccess: spa', spa);
-  if (!(kind >= 0 && kind <= 5 && mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
-  if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) return 0;
-  return hypervisorOwnedFails(rmp, pfn, mapping) === 0 ? 0 : hostFault(kind);
+  if (pfn >= rmp.coveredPages) return 0;
+  return hypervisorOwnedFails(rmp.chunks, pfn, mapping) * code;
 }
 
-/** `hostAccessCheck` for `count` addresses; results into `out`; returns the number of faults. */
+/** `hostAccessCheck` for spas[0..count); results into `out`; returns the number of faults. */
 export function hostAccessBatch(
   rmp: Rmp,
   spas: Float64Array,
@@ -73,40 +82,43 @@ export function hostAccessBatch(
   mapping: MappingSize,
   out: Float64Array,
 ): number {
-  if (count > spas.length || count > out.length) {
+  const code = HOST_FAULT_BY_KIND[kind];
+  if (code === undefined || !(mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
+  if (!(count >= 0 && count <= spas.length && count <= out.length)) {
     throw new RangeError(
       `hostAccessBatch: count ${count} exceeds spas (${spas.length}) or out (${out.length})`,
     );
   }
-  if (!(kind >= 0 && kind <= 5 && mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
-  let faults = 0;
-  if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) {
-    out.fill(0, 0, count);
-    return 0;
-  }
-  const code = hostFault(kind);
   const covered = rmp.coveredPages;
   const chunks = rmp.chunks;
-  for (let i = 0; i < count; i++) {
-    const pfn = Math.floor(spas[i]! / 4096);
-    if (!(pfn >= 0)) badAddress(`hostAccessBatch: spas[${i}]`, spas[i]!);
-    let r = 0;
-    if (pfn < covered) {
-      const chunk = chunks[pfn >>> RMP_CHUNK_SHIFT]!;
-      const idx = pfn & RMP_CHUNK_MASK;
-      const hw0 = chunk[(idx & ~511) << 2]!;
-      const bad =
-        mapping !== 0
-          ? (hw0 & ASSIGNED_OR_SUBPAGES) !== 0
-          : (chunk[idx << 2]! & 1) !== 0 || (hw0 & ASSIGNED_2M) === ASSIGNED_2M;
-      if (bad) {
-        r = code;
-        faults++;
-      }
+  let faults = 0;
+  // One loop per mapping size, so the loop body has no mapping test.
+  if (mapping === 0) {
+    for (let i = 0; i < count; i++) {
+      const pfn = Math.floor(spas[i]! * (1 / 4096));
+      let bad = 0;
+      if (pfn < covered) {
+        const chunk = chunks[pfn >>> RMP_CHUNK_SHIFT]!;
+        const idx = pfn & RMP_CHUNK_MASK;
+        const hw0 = chunk[(idx & ~511) << 2]!;
+        bad = (chunk[idx << 2]! | (hw0 & (hw0 >>> 1))) & 1;
+      } else if (!(pfn >= 0)) badAddress(`hostAccessBatch: spas[${i}]`, spas[i]!);
+      faults += bad;
+      out[i] = bad * code;
     }
-    out[i] = r;
+  } else {
+    for (let i = 0; i < count; i++) {
+      const pfn = Math.floor(spas[i]! * (1 / 4096));
+      let bad = 0;
+      if (pfn < covered) {
+        const hw0 = chunks[pfn >>> RMP_CHUNK_SHIFT]![(pfn & HEAD_MASK) << 2]!;
+        bad = ((hw0 & ASSIGNED_OR_SUBPAGES) + 0xfff) >>> 12;
+      } else if (!(pfn >= 0)) badAddress(`hostAccessBatch: spas[${i}]`, spas[i]!);
+      faults += bad;
+      out[i] = bad * code;
+    }
   }
-  return faults;
+  return code === 0 ? 0 : faults;
 }
 
 /** EXITINFO1 low bits (#PF error-code part) of a guest access. */
@@ -178,7 +190,8 @@ export function guestAccessCheck(
   if (!ctx.snpActive || !priv) {
     // Not SNP-active, or a shared (C=0) data access: only writes need Hypervisor-Owned.
     if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) return 0;
-    if (hypervisorOwnedFails(rmp, pfn, ctx.nptPageSize(gpa)) === 0) return 0;
+    if (pfn >= rmp.coveredPages || hypervisorOwnedFails(rmp.chunks, pfn, ctx.nptPageSize(gpa)) === 0)
+      return 0;
     return rmpNpf(ctx, kind, false, false, false);
   }
   // SNP-active private access: RMP-Covered, Guest-Owned, Reverse-Map, Mutable, Page-Size → NPF.

@@ -77,7 +77,9 @@ export class Rmp {
     const chunkCount = Math.ceil(this.coveredPages / RMP_CHUNK_ENTRIES);
     const zeroEntries = Math.min(RMP_CHUNK_ENTRIES, this.coveredPages);
     this.#zero = new Uint32Array(zeroEntries * 4);
-    this.chunks = new Array<Uint32Array>(chunkCount).fill(this.#zero);
+    // A packed (not holey) array of one element kind: the check path indexes it without hole checks.
+    this.chunks = [];
+    for (let c = 0; c < chunkCount; c++) this.chunks.push(this.#zero);
     this.bookkeeping = new Uint32Array(RMP_BOOKKEEPING_SIZE / 4);
   }
 
