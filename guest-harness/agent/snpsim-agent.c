@@ -401,7 +401,8 @@ static void cpu_hotplug(struct agent *a, const struct sp_request *r, int online,
 		/* An offline CPU is no longer in cpuinfo: ask before. */
 		if (!online)
 			have_apic = cpu_apic(a, cpu, &apic);
-		fd = open(path, O_WRONLY | O_CLOEXEC);
+		/* As `echo 0 > online` opens it; sysfs ignores the truncation. */
+		fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 		if (fd < 0) {
 			err = errno;
 		} else {
