@@ -63,6 +63,7 @@ export const ERRNO = Object.freeze({
   ENOMEM: 12,
   EFAULT: 14,
   EBUSY: 16,
+  EEXIST: 17,
   EINVAL: 22,
   ENOTTY: 25,
 } as const);

@@ -2,7 +2,7 @@
  * The KVM module on one platform: host page allocation, SEV ASIDs and VM creation
  * (KVM_CREATE_VM(KVM_X86_SNP_VM) + KVM_SEV_INIT2) [LX] arch/x86/kvm/svm/sev.c __sev_guest_init.
  */
-import type { Platform } from '../psp-firmware/index.js';
+import type { Firmware, Platform } from '../psp-firmware/index.js';
 import { ERRNO, GHCB_VERSION_MAX, PAGE_SIZE } from './kvm-constants.js';
 import { PhysAllocator } from './memory.js';
 import type { HostPolicy } from './policy/knobs.js';
@@ -11,6 +11,8 @@ import { Vm } from './vm.js';
 
 export interface KvmOptions {
   readonly platform: Platform;
+  /** The PSP firmware (needed for the SNP launch ioctls). */
+  readonly firmware?: Firmware;
   /** System memory KVM allocates from (default: 1 MiB up to the end of platform memory). */
   readonly hostMemory?: { readonly start: number; readonly end: number };
   /**
@@ -46,6 +48,7 @@ export type VmCreateResult =
 
 export class Kvm {
   readonly platform: Platform;
+  readonly firmware: Firmware | undefined;
   readonly alloc: PhysAllocator;
   readonly cbitPosition: number;
   readonly supportedVmsaFeatures: bigint;
@@ -54,6 +57,7 @@ export class Kvm {
 
   constructor(options: KvmOptions) {
     this.platform = options.platform;
+    this.firmware = options.firmware;
     const end = options.hostMemory?.end ?? options.platform.memory.memoryBytes;
     const start = options.hostMemory?.start ?? Math.min(0x10_0000, end - PAGE_SIZE);
     this.alloc = new PhysAllocator(start, end);

@@ -4,16 +4,9 @@
  * NMIs, the PV kick).
  */
 import { type GuestContext, MappingSize, type Platform } from '../psp-firmware/index.js';
-import { GHCB_MSR_INFO_MASK, sevInfoResponse } from './ghcb/msr-protocol.js';
+import { sevInfoResponse } from './ghcb/msr-protocol.js';
 import type { Kvm } from './kvm.js';
-import {
-  ERRNO,
-  GHCB_VERSION_MIN,
-  INITIAL_VMSA_GPA,
-  INVALID_PAGE,
-  KVM_MP_STATE,
-  PAGE_SIZE,
-} from './kvm-constants.js';
+import { ERRNO, GHCB_VERSION_MIN, INITIAL_VMSA_GPA, INVALID_PAGE, PAGE_SIZE } from './kvm-constants.js';
 import { GuestMemory } from './memory.js';
 import { hasVmsa, kick } from './mp-state.js';
 import type { RunOutcome } from './outcome.js';
@@ -249,14 +242,4 @@ export class Vm {
       ghcbRegisteredGpa: hex(v.ghcbRegisteredGpa),
     }));
   }
-}
-
-/** GHCB MSR value's GHCBInfo field, exposed for callers that decode responses. */
-export function ghcbMsrInfo(value: bigint): bigint {
-  return value & GHCB_MSR_INFO_MASK;
-}
-
-/** True when a vCPU of this VM can be entered (RUNNABLE, VM not stopped). */
-export function canEnter(vcpu: Vcpu): boolean {
-  return vcpu.vm.stopped === undefined && vcpu.mpState === KVM_MP_STATE.RUNNABLE;
 }
