@@ -9,7 +9,7 @@
  * its GPA after the kernel's last full-protocol exit on this CPU (or the 0x013 registration
  * response carrying the same GFN), and uses it with interrupts off and preemption disabled.
  *
- * Why not a page of our own (option 2)? Every NMI in an SEV-ES/SNP guest ends with an NMI_COMPLETE
+ * Why not a page of our own (option 2)? Every NMI in an SEV-ES/SNP guest starts with an NMI_COMPLETE
  * VMGEXIT that writes the kernel's GHCB GPA to the MSR and uses that page
  * ([LX] arch/x86/coco/sev/core.c __sev_es_nmi_complete). With our page registered instead, that
  * exit names an unregistered GHCB and KVM stops the VM (-EINVAL from KVM_RUN before 2026,
@@ -18,10 +18,12 @@
  * with interrupts off), fills the page, exits, and invalidates it (sw_exit_code = 0, valid bitmap
  * cleared). The VM survives; our request may be lost or our results overwritten.
  *
- * Detection: x86 counts every NMI on entry (irq_stat.__nmi_count, incremented in exc_nmi before any
- * handler, and before NMI_COMPLETE). The count is read before the first store to the GHCB and after
- * the last load from it; if it moved, the outcome is unknown and the request is answered
- * "failed errno=EAGAIN reason=nmi-in-window", never retried (the hypervisor may have acted on it).
+ * Detection: x86 counts every NMI taken by an online CPU in irq_stat.__nmi_count; exc_nmi issues
+ * NMI_COMPLETE first and increments the count right after ([LX] arch/x86/kernel/nmi.c), and the
+ * handler runs to completion before the interrupted code resumes. The count is read before the
+ * first store to the GHCB and after the last load from it; if it moved, the outcome is unknown and
+ * the request is answered "failed errno=EAGAIN reason=nmi-in-window", never retried (the
+ * hypervisor may have acted on it).
  * MSR-protocol requests are idempotent queries and are retried.
  *
  * Nothing inside the window can raise #VC itself: the GHCB MSR is never intercepted, the GHCB page
