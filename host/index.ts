@@ -42,6 +42,7 @@ export * from './policy/knobs.js';
 export { getPreset, type PolicyPreset, PRESET_NAMES, PRESETS } from './policy/presets.js';
 export {
   KnobsSchema,
+  knobToJson,
   PolicyFileSchema,
   type PolicyParseResult,
   type PolicyProblem,

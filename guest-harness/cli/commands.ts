@@ -4,5 +4,6 @@
  */
 import type { CliCommand } from './command.js';
 import { measureCommand } from './measure.js';
+import { policiesCommand } from './policies.js';
 
-export const commands: readonly CliCommand[] = [measureCommand];
+export const commands: readonly CliCommand[] = [measureCommand, policiesCommand];

@@ -80,9 +80,35 @@ function expected(spec: KnobSpec): string {
   return `one of ${spec.type.map((v) => JSON.stringify(v)).join(', ')}`;
 }
 
+/** Levenshtein distance (small strings only). */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        (prev[j] ?? 0) + 1,
+        (row[j - 1] ?? 0) + 1,
+        (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    prev = row;
+  }
+  return prev[b.length] ?? 0;
+}
+
+/** The knob name a typo most likely meant (case-insensitive distance <= 2). */
 function closest(name: string, candidates: readonly string[]): string | undefined {
-  const lower = name.toLowerCase();
-  return candidates.find((c) => c.toLowerCase() === lower || c.toLowerCase().startsWith(lower.slice(0, 6)));
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = distance(name.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
 }
 
 function knobValue(spec: KnobSpec, raw: unknown): HostPolicy[KnobName] {
@@ -189,12 +215,15 @@ export function parsePolicyText(text: string): PolicyParseResult {
   return parsePolicy(doc);
 }
 
+/** A knob value as JSON (bigints as hex strings, the form policy files accept). */
+export function knobToJson(value: HostPolicy[KnobName]): string | boolean {
+  return typeof value === 'bigint' ? `0x${value.toString(16)}` : value;
+}
+
 /** A policy as JSON-safe knob values (bigints as hex strings). */
 export function policyToJson(policy: HostPolicy): Record<KnobName, string | boolean> {
-  return Object.fromEntries(
-    KNOB_NAMES.map((name) => {
-      const value = policy[name];
-      return [name, typeof value === 'bigint' ? `0x${value.toString(16)}` : value];
-    }),
-  ) as Record<KnobName, string | boolean>;
+  return Object.fromEntries(KNOB_NAMES.map((name) => [name, knobToJson(policy[name])])) as Record<
+    KnobName,
+    string | boolean
+  >;
 }
