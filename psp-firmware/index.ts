@@ -1,5 +1,12 @@
 // Public entry of the platform layer (PSP firmware, RMP, CPU RMP instructions).
 
+export * from './attestation/ecdsa.js';
+export * from './attestation/guest-message.js';
+export * from './attestation/id-block.js';
+export * from './attestation/messages.js';
+export * from './attestation/report.js';
+export * from './attestation/vcek.js';
+export * from './attestation/verify.js';
 export * from './cpu/access.js';
 export * from './cpu/codes.js';
 export * from './cpu/fault.js';
@@ -8,6 +15,68 @@ export * from './cpu/guest-instructions.js';
 export * from './cpu/host-instructions.js';
 export * from './cpu/machine.js';
 export * from './cpu/vmrun.js';
+export {
+  type BufferLayout,
+  decodeConfig,
+  decodeGuestStatus,
+  decodeInitEx,
+  decodeLaunchFinish,
+  decodeLaunchStart,
+  decodeLaunchUpdate,
+  decodePageSetState,
+  decodePlatformStatus,
+  decodeShutdownEx,
+  decodeThreeAddr,
+  encodeActivate,
+  encodeAddr,
+  encodeCommit,
+  encodeConfig,
+  encodeFeatureInfo,
+  encodeGuestStatus,
+  encodeInitEx,
+  encodeLaunchFinish,
+  encodeLaunchStart,
+  encodeLaunchUpdate,
+  encodePageSetState,
+  encodePlatformStatus,
+  encodeRangeList,
+  encodeShutdownEx,
+  encodeThreeAddr,
+  encodeTwoAddr,
+  FEATURE_INFO_SIZE,
+  type InitExInput,
+  type LaunchFinishInput,
+  type LaunchStartInput,
+  type LaunchUpdateInput,
+  Layouts,
+  RANGE_LIST_HEADER_SIZE,
+  RANGE_LIST_MAX_COUNT,
+  RANGE_SIZE,
+  SNP_GUEST_STATUS_SIZE,
+  SNP_PLATFORM_STATUS_SIZE,
+  type SnpGuestStatus,
+  type SnpPlatformStatus,
+} from './firmware/buffers.js';
+export {
+  COMMANDS,
+  COMMANDS_BY_ID,
+  type CommandSpec,
+  SnpCommandId,
+  type SnpCommandName,
+} from './firmware/commands.js';
+export type { FirmwarePlatform } from './firmware/core.js';
+export { Firmware, type FirmwareError, type FirmwareOptions } from './firmware/firmware.js';
+export { type Activation, GuestContextPage } from './firmware/guest-context.js';
+export { calcTscScale, SnpPolicy } from './firmware/launch.js';
+export {
+  CPUID_ENTRY_SIZE,
+  CPUID_TABLE_HEADER,
+  SecretsOffset,
+  SNP_CPUID_COUNT_MAX,
+} from './firmware/launch-pages.js';
+export * from './firmware/profile.js';
+export { type AsidState, LegacySevState, SnpGuestState, SnpPlatformState } from './firmware/state.js';
+export * from './firmware/status.js';
 export {
   BSP_EIP,
   buildSevHashesPage,
@@ -75,63 +144,8 @@ export {
 export * from './memory.js';
 export * from './platform.js';
 export * from './profile.js';
+export * from './profiles.js';
 export * from './rmp/entry.js';
 export * from './rmp/layout.js';
 export * from './rmp/page-state.js';
 export * from './rmp/table.js';
-export * from './firmware/status.js';
-export * from './firmware/profile.js';
-export { SnpPlatformState, LegacySevState, SnpGuestState, type AsidState } from './firmware/state.js';
-export { GuestContextPage, type Activation } from './firmware/guest-context.js';
-export { Firmware, type FirmwareError, type FirmwareOptions } from './firmware/firmware.js';
-export { COMMANDS, COMMANDS_BY_ID, SnpCommandId, type CommandSpec, type SnpCommandName } from './firmware/commands.js';
-export type { FirmwarePlatform } from './firmware/core.js';
-export { SnpPolicy, calcTscScale } from './firmware/launch.js';
-export { SecretsOffset, SNP_CPUID_COUNT_MAX, CPUID_ENTRY_SIZE, CPUID_TABLE_HEADER } from './firmware/launch-pages.js';
-export {
-  type BufferLayout,
-  Layouts,
-  decodeInitEx,
-  encodeInitEx,
-  type InitExInput,
-  decodeShutdownEx,
-  encodeShutdownEx,
-  encodeAddr,
-  encodeActivate,
-  decodeLaunchStart,
-  encodeLaunchStart,
-  type LaunchStartInput,
-  decodeLaunchUpdate,
-  encodeLaunchUpdate,
-  type LaunchUpdateInput,
-  decodeLaunchFinish,
-  encodeLaunchFinish,
-  type LaunchFinishInput,
-  decodePageSetState,
-  encodePageSetState,
-  decodeConfig,
-  encodeConfig,
-  encodeCommit,
-  encodeFeatureInfo,
-  encodePlatformStatus,
-  decodePlatformStatus,
-  type SnpPlatformStatus,
-  SNP_PLATFORM_STATUS_SIZE,
-  encodeGuestStatus,
-  decodeGuestStatus,
-  type SnpGuestStatus,
-  SNP_GUEST_STATUS_SIZE,
-  encodeRangeList,
-  RANGE_LIST_HEADER_SIZE,
-  RANGE_LIST_MAX_COUNT,
-  RANGE_SIZE,
-  FEATURE_INFO_SIZE,
-} from './firmware/buffers.js';
-export * from './profiles.js';
-export * from './attestation/report.js';
-export * from './attestation/ecdsa.js';
-export * from './attestation/vcek.js';
-export * from './attestation/verify.js';
-export * from './attestation/guest-message.js';
-export * from './attestation/messages.js';
-export * from './attestation/id-block.js';

@@ -82,6 +82,8 @@ export function snpDbgDecrypt(fw: FirmwareCore, b: Uint8Array): number {
   }
   if ((ctx.policy & SnpPolicy.DEBUG) === 0n)
     return fw.fail(SevStatus.POLICY_FAILURE, 'guest policy does not allow DEBUG');
+  // [FW] last check; unreachable: an inactive guest has ASID 0 and a guest page ASID > 0, so the
+  // owner check above already failed. Kept to mirror the firmware's order.
   if (ctx.inactive) return fw.fail(SevStatus.INACTIVE, 'the guest has no ASID');
   return copyPage(fw, src, dst);
 }
@@ -123,6 +125,8 @@ export function snpDbgEncrypt(fw: FirmwareCore, b: Uint8Array): number {
   }
   if ((ctx.policy & SnpPolicy.DEBUG) === 0n)
     return fw.fail(SevStatus.POLICY_FAILURE, 'guest policy does not allow DEBUG');
+  // [FW] last check; unreachable: an inactive guest has ASID 0 and a guest page ASID > 0, so the
+  // owner check above already failed. Kept to mirror the firmware's order.
   if (ctx.inactive) return fw.fail(SevStatus.INACTIVE, 'the guest has no ASID');
   return copyPage(fw, src, dst);
 }

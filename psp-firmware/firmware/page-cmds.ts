@@ -20,8 +20,8 @@ import {
 import { walkRangeList } from './platform-cmds.js';
 import { SevStatus } from './status.js';
 
-/** GPA-field state tag bits [38:36] the firmware uses for Metadata pages [FW RMP_GPA_STATE_FLAG]. */
-const GPA_STATE_TAG = 0x7 * 2 ** 36 * PAGE_SIZE;
+/** GPA-field state tag: GFN bits [38:36] = GPA bits [50:48] [FW RMP_GPA_STATE_FLAG]; below it the real GPA. */
+const GPA_BELOW_TAG = 2 ** (36 + 12);
 /** [FW] SNP_PAGE_SET_STATE_ADDR_RESERVED_MASK: range bases must be 2 MB aligned. */
 const SET_STATE_BASE_MBZ = BigInt(PAGE_SIZE_2M - 1);
 
@@ -51,7 +51,7 @@ export function snpPageReclaim(fw: FirmwareCore, b: Uint8Array): number {
   if (!e?.immutable) return SevStatus.SUCCESS; // [FW] already mutable: success, no change
   switch (l.state) {
     case PageState.METADATA: // Metadata -> Reclaim, firmware GPA tag cleared
-      writeRmp(fw, l.pfn, { ...e, immutable: false, lock: false, gpa: e.gpa % GPA_STATE_TAG });
+      writeRmp(fw, l.pfn, { ...e, immutable: false, lock: false, gpa: e.gpa % GPA_BELOW_TAG });
       return SevStatus.SUCCESS;
     case PageState.FIRMWARE: // Firmware -> Reclaim
     case PageState.PRE_GUEST: // Pre-Guest -> Guest-Invalid
