@@ -258,7 +258,7 @@ describe('SNP_GUEST_REQUEST message protection', () => {
       ['HDR_VERSION 2', (m) => (m[0x31] = 2)],
       ['HDR_SIZE 0x70', (m) => (m[0x32] = 0x70)],
       ['ALGO 2', (m) => (m[0x30] = 2)],
-      ['MSG_SIZE 0', (m) => ((m[0x36] = 0), (m[0x37] = 0))],
+      ['MSG_SIZE 0', (m) => m.fill(0, 0x36, 0x38)],
       ['MSG_SIZE not a multiple of 16', (m) => (m[0x36] = 0x58)],
       ['MSG_VMPCK 4', (m) => (m[0x3c] = 4)],
     ];
