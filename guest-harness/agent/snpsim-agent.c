@@ -42,6 +42,7 @@ struct agent {
 	const char *cpuinfo;
 	int fd;
 	enum mod_state mod;
+	int open_errno;			/* why an existing interface could not be opened, or 0 */
 	struct snpsim_kresp info;	/* SNPSIM_OP_INFO */
 };
 
@@ -181,12 +182,17 @@ static int mod_connect(const char *path)
 		return -1;
 	if (!S_ISSOCK(st.st_mode))
 		return open(path, O_RDWR | O_CLOEXEC);
-	if (strlen(path) >= sizeof(addr.sun_path))
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		errno = ENAMETOOLONG;
 		return -1;
+	}
 	strcpy(addr.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int err = errno;
+
 		close(fd);
+		errno = err;
 		fd = -1;
 	}
 	return fd;
@@ -198,13 +204,20 @@ static void mod_open(struct agent *a)
 	struct snpsim_kreq req = { .abi = SNPSIM_KABI_VERSION, .op = SNPSIM_OP_INFO };
 
 	a->mod = MOD_ABSENT;
+	a->open_errno = 0;
 	a->fd = mod_connect(a->dev);
-	if (a->fd < 0)
+	if (a->fd < 0) {
+		/* Absent is "not loaded"; anything else (e.g. not root) is worth telling. */
+		if (errno != ENOENT)
+			a->open_errno = errno;
 		return;
+	}
 	if (mod_exchange(a, &req, &a->info) || a->info.op != SNPSIM_OP_INFO ||
 	    a->info.status != SNPSIM_ST_OK) {
+		/* Something is there but does not speak the kABI. */
 		close(a->fd);
 		a->fd = -1;
+		a->open_errno = EPROTO;
 		return;
 	}
 	a->mod = a->info.abi == SNPSIM_KABI_VERSION ? MOD_READY : MOD_ABI_MISMATCH;
@@ -454,6 +467,8 @@ static void dispatch(struct agent *a, const struct sp_request *r, struct sp_out 
 		sp_out_err(out, r->seq, "no-module");
 		if (a->mod == MOD_ABI_MISMATCH)
 			sp_out_token(out, "reason", "abi", 0);
+		else if (a->open_errno > 0 && a->open_errno <= SP_ERRNO_MAX)
+			sp_out_dec(out, "errno", (uint64_t)a->open_errno);
 		return;
 	}
 	if (sp_to_kreq(r, &kreq) || mod_exchange(a, &kreq, &kresp) || kresp.op != kreq.op) {

@@ -131,6 +131,8 @@ static struct snpsim_result snpsim_dispatch(struct snpsim_session *s, u32 op, co
 	struct snpsim_result res;
 	struct snpsim_page *p;
 
+	if (op < SNPSIM_OP_HV_FEATURES || op > SNPSIM_OP_VMSA_FREE)
+		return snpsim_refuse(SNPSIM_ST_BAD_REQUEST, SNPSIM_R_ARG);
 	switch (op) {
 	case SNPSIM_OP_HV_FEATURES:
 		return snpsim_op_hv_features(v);
