@@ -64,9 +64,16 @@ export const SVM_VMGEXIT_AP_VMPL_SHIFT = 16n;
 /** Event injection encoding [LX] arch/x86/include/asm/svm.h, asm/trapnr.h */
 export const X86_TRAP_GP = 13;
 export const SVM_EVTINJ_TYPE_EXEPT = 3 << 8;
-export const SVM_EVTINJ_VALID = 0x8000_0000;
-/** #GP as v5 … RFC v9 injected it: 13 | 3<<8 | 1<<31 = 0x8000030D [ap-creation.md A.3, src v5] */
-export const EVTINJ_GP = BigInt(X86_TRAP_GP | SVM_EVTINJ_TYPE_EXEPT | SVM_EVTINJ_VALID);
+/** SVM_EVTINJ_VALID = (1 << 31), an int in C (INT_MIN) */
+export const SVM_EVTINJ_VALID = 1 << 31;
+/**
+ * #GP as v5 … RFC v9 reported it in SW_EXITINFO2: `X86_TRAP_GP | SVM_EVTINJ_TYPE_EXEPT |
+ * SVM_EVTINJ_VALID` (v5 sev_handle_vmgexit). In C that expression is an `int` (SVM_EVTINJ_VALID =
+ * 1 << 31 = INT_MIN), and the u64 parameter of svm_set_ghcb_sw_exit_info_2 sign-extends it, so the
+ * guest reads 0xFFFFFFFF8000030D; ap-creation.md A.3 quotes the low dword 0x8000030D. JavaScript's
+ * 32-bit `|` is the same int arithmetic, and BigInt.asUintN(64) is the sign-extending conversion.
+ */
+export const EVTINJ_GP = BigInt.asUintN(64, BigInt(X86_TRAP_GP | SVM_EVTINJ_TYPE_EXEPT | SVM_EVTINJ_VALID));
 
 /** SEV_FEATURES bits (VMSA 0x3B0) [LX] arch/x86/include/asm/svm.h; [ap-creation.md A.5] */
 export const SVM_SEV_FEAT = Object.freeze({

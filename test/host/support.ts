@@ -211,3 +211,38 @@ export function startAp(vm: Vm, apicId: number): void {
 
 /** SNPActive | DebugSwap, the usual vmsa_features with debug_swap on. */
 export const SNP_DEBUG_SWAP = SVM_SEV_FEAT.SNP_ACTIVE | SVM_SEV_FEAT.DEBUG_SWAP;
+
+/**
+ * Brings AP 1 to "running Linux on a guest-supplied VMSA, now HALTED" the way each policy allows:
+ * INIT-SIPI from OVMF (launch VMSA), then CREATE from the BSP; policies that reject CREATE on a
+ * created vCPU (strict) need a DESTROY first, as OVMF does.
+ */
+export function bringUpAp(sys: TestSystem, apicId = 1): void {
+  const { vm } = sys;
+  const bsp = vm.vcpu(0);
+  const ap = vm.vcpu(apicId);
+  startAp(vm, apicId);
+  assert.equal(ap.run(halt).kind, 'exit');
+  setupGhcb(bsp);
+  prepareVmsa(bsp);
+  if (vm.policy.rejectCreateWhenOnline !== 'never') {
+    const d = nae(bsp, {
+      exitCode: 0x8000_0013n,
+      info1: apInfo1(apicId, 2),
+      info2: 0n,
+      rax: vm.vmsaFeatures,
+    });
+    assert.deepEqual([d.info1, d.info2], [0n, 0n]);
+    ap.run(halt);
+  }
+  const c = nae(bsp, {
+    exitCode: 0x8000_0013n,
+    info1: apInfo1(apicId, 1),
+    info2: BigInt(VMSA_GPA),
+    rax: vm.vmsaFeatures,
+  });
+  assert.deepEqual([c.info1, c.info2], [0n, 0n], c.outcome.detail);
+  const run = ap.run(halt);
+  assert.equal(run.kind, 'exit', run.detail);
+  assert.equal(ap.snpHasGuestVmsa || !vm.policy.applyViaVcpuReset, true);
+}
