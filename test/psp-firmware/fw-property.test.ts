@@ -44,6 +44,8 @@ type Op =
   | { k: 'pre-guest'; pa: number; asid: number; big: boolean }
   | { k: 'shared'; pa: number; big: boolean }
   | { k: 'kvm-start'; pa: number; asid: number }
+  | { k: 'kvm-update'; guest: number; pa: number; type: number }
+  | { k: 'kvm-finish'; guest: number }
   | { k: 'psmash' }
   | { k: 'wbinvd' }
   | { k: 'fw'; name: string; run: (s: Sys) => number; id: number };
@@ -65,6 +67,12 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   ),
   host(fc.tuple(pa, fc.boolean()).map(([a, big]): Op => ({ k: 'shared', pa: a, big }))),
   host(fc.tuple(pa, guestAsid).map(([a, n]): Op => ({ k: 'kvm-start', pa: a, asid: n }))),
+  host(
+    fc
+      .tuple(fc.nat(3), pa, fc.integer({ min: 1, max: 6 }))
+      .map(([g, a, t]): Op => ({ k: 'kvm-update', guest: g, pa: a, type: t })),
+  ),
+  host(fc.nat(3).map((g): Op => ({ k: 'kvm-finish', guest: g }))),
   fc.record({
     k: fc.constant('rmpupdate' as const),
     pa,
@@ -156,9 +164,40 @@ function apply(s: Sys, op: Op): string {
       ];
       return steps.join('; ');
     }
+    case 'kvm-update': {
+      // KVM's snp_launch_update for one of the existing guests: the page made Pre-Guest, then LAUNCH_UPDATE
+      const g = guestAt(s, op.guest);
+      if (!g) return 'kvm-update: no guest';
+      const big = op.pa === REGION && op.type !== 2 && op.type !== 5 && op.type !== 6;
+      s.platform.rmpupdate(op.pa, {
+        assigned: true,
+        asid: g.asid,
+        immutable: true,
+        gpa: big ? 0x20_0000 : 0x1000,
+        pageSize: big ? 1 : 0,
+      });
+      return checkStatus(
+        0x0a1,
+        'LAUNCH_UPDATE',
+        s.fw.launchUpdate({ gctxPaddr: g.pa, address: op.pa, pageType: op.type, pageSize: big ? 1 : 0 }),
+      );
+    }
+    case 'kvm-finish': {
+      const g = guestAt(s, op.guest);
+      if (!g) return 'kvm-finish: no guest';
+      return checkStatus(0x0a2, 'LAUNCH_FINISH', s.fw.launchFinish({ gctxPaddr: g.pa }));
+    }
     case 'fw':
       return checkStatus(op.id, op.name, op.run(s));
   }
+}
+
+/** The k-th guest context (modulo their number) with its gctx address and ASID. */
+function guestAt(s: Sys, k: number): { pa: number; asid: number } | undefined {
+  const entries = [...s.fw.contexts.entries()];
+  if (entries.length === 0) return undefined;
+  const [pfn, g] = entries[k % entries.length]!;
+  return { pa: pfn * 0x1000, asid: g.asid };
 }
 
 /** Status in the table and in the command's row; returns `NAME -> STATUS`. */
