@@ -3,7 +3,13 @@
  * host and guest RMP instructions, the access checks and VMRUN/#VMEXIT as methods. The host model
  * (`host/`) and the firmware (`psp-firmware/firmware/`) build on this API.
  */
-import { guestAccessBatch, guestAccessCheck, hostAccessBatch, hostAccessCheck } from './cpu/access.js';
+import {
+  guestAccessBatch,
+  guestAccessCheck,
+  hostAccessBatch,
+  hostAccessBatchPfn,
+  hostAccessCheck,
+} from './cpu/access.js';
 import { type AccessKind, MappingSize } from './cpu/codes.js';
 import type { PvalidateResult, RmpadjustResult, RmpqueryResult } from './cpu/fault.js';
 import type { GuestContext } from './cpu/guest-context.js';
@@ -107,6 +113,20 @@ export class Platform implements Machine {
     out: Float64Array,
   ): number {
     return hostAccessBatch(this.rmp, spas, count, kind, mapping, out);
+  }
+
+  /**
+   * `hostAccess` by pfn, the fastest API: pfns[0..count) → one bit per address in `outBits` (1 = RMP
+   * fault with error code `hostFaultCode(kind)`); returns the number of faults.
+   */
+  hostAccessBatchPfn(
+    pfns: Uint32Array,
+    count: number,
+    kind: AccessKind,
+    mapping: MappingSize,
+    outBits: Uint32Array,
+  ): number {
+    return hostAccessBatchPfn(this.rmp, pfns, count, kind, mapping, outBits);
   }
 
   /** `guestAccess` of gpas[0..count); results into `out`; returns the number of non-zero results. */

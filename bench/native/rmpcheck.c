@@ -1,6 +1,6 @@
 /*
  * Native baseline for the rmp-check benchmark (bench/rmp-check.ts): the same RMP layout (16-byte
- * entries as four little-endian u32 words, in chunks of 2^18 entries reached through a chunk table),
+ * entries as four little-endian u32 words, one flat chunk up to 2^28 pages, else 2^18-entry chunks),
  * the same table contents and the same address sequence (xorshift32, same seeds), and the same check:
  * a host write through a 4 KB mapping must find the page's entry unassigned and its 2 MB-aligned entry
  * not an assigned 2 MB entry (APM Table 15-39, Hypervisor-Owned). Prints one JSON line per case.
@@ -15,9 +15,11 @@
 #include <string.h>
 #include <time.h>
 
+/* The same two geometries as psp-firmware/rmp/table.ts: flat (one chunk) up to 2^28 pages, else
+ * chunks of 2^18 entries. */
+#define FLAT_MAX_PAGES (1ull << 28)
 #define CHUNK_SHIFT 18
 #define CHUNK_ENTRIES (1u << CHUNK_SHIFT)
-#define CHUNK_MASK (CHUNK_ENTRIES - 1)
 #define W0_ASSIGNED 0x1u
 #define W0_ASSIGNED_2M 0x3u
 #define PF_RMP_PRESENT_WRITE 0x80000003u
@@ -26,6 +28,9 @@ typedef struct {
   uint64_t covered_pages;
   uint32_t **chunks;
   size_t nchunks;
+  uint32_t shift;
+  uint32_t mask;
+  uint64_t chunk_entries;
 } rmp_t;
 
 static uint32_t xorshift32(uint32_t x) {
@@ -36,7 +41,7 @@ static uint32_t xorshift32(uint32_t x) {
 }
 
 static uint32_t *entry(rmp_t *r, uint64_t pfn) {
-  return &r->chunks[pfn >> CHUNK_SHIFT][(pfn & CHUNK_MASK) << 2];
+  return &r->chunks[pfn >> r->shift][(pfn & r->mask) << 2];
 }
 
 /* Writes an assigned entry (ASID 1, GPA = sPA) and counts it in its head's subpage count. */
@@ -80,8 +85,8 @@ static void populate(rmp_t *r, uint32_t seed) {
 static inline uint32_t check(const rmp_t *r, uint64_t spa) {
   uint64_t pfn = spa >> 12;
   if (pfn >= r->covered_pages) return 0;
-  const uint32_t *c = r->chunks[pfn >> CHUNK_SHIFT];
-  uint32_t idx = (uint32_t)(pfn & CHUNK_MASK);
+  const uint32_t *c = r->chunks[pfn >> r->shift];
+  uint32_t idx = (uint32_t)(pfn & r->mask);
   uint32_t hw0 = c[(idx & ~511u) << 2];
   uint32_t bad = (c[idx << 2] & W0_ASSIGNED) | ((hw0 & W0_ASSIGNED_2M) == W0_ASSIGNED_2M);
   return bad * PF_RMP_PRESENT_WRITE; /* branch-free: random tables fault about half the time */
@@ -90,13 +95,16 @@ static inline uint32_t check(const rmp_t *r, uint64_t spa) {
 /* One call per check, like Platform.hostAccess(). */
 __attribute__((noinline)) uint32_t host_access(const rmp_t *r, uint64_t spa) { return check(r, spa); }
 
-/* Many checks per call into a caller-provided array, like Platform.hostAccessBatch(). */
-__attribute__((noinline)) uint64_t host_access_batch(const rmp_t *r, const uint64_t *spas, size_t n, double *out) {
+/* Many checks per call by page frame number, like Platform.hostAccessBatchPfn(): uint32 pfns in,
+ * one result bit per address out (32 per word), returns the number of faults. */
+__attribute__((noinline)) uint64_t host_access_batch(const rmp_t *r, const uint32_t *pfns, size_t n, uint32_t *out_bits) {
   uint64_t faults = 0;
-  for (size_t i = 0; i < n; i++) {
-    uint32_t v = check(r, spas[i]);
-    out[i] = (double)v;
-    faults += v != 0;
+  for (size_t base = 0; base < n; base += 32) {
+    size_t end = base + 32 < n ? base + 32 : n;
+    uint32_t bits = 0;
+    for (size_t i = base; i < end; i++) bits |= (check(r, (uint64_t)pfns[i] << 12) != 0) << (i - base);
+    out_bits[base / 32] = bits;
+    faults += (uint64_t)__builtin_popcount(bits);
   }
   return faults;
 }
@@ -114,7 +122,8 @@ static int cmp_double(const void *a, const void *b) {
 
 static volatile uint64_t sink;
 
-static void run_case(const rmp_t *r, const char *order, const uint64_t *spas, size_t n, double *out, int repeats) {
+static void run_case(const rmp_t *r, const char *order, const uint64_t *spas, const uint32_t *pfns, size_t n,
+                     uint32_t *out, int repeats) {
   double *single = malloc(sizeof(double) * (size_t)repeats);
   double *batch = malloc(sizeof(double) * (size_t)repeats);
   uint64_t faults_single = 0, faults_batch = 0;
@@ -123,7 +132,7 @@ static void run_case(const rmp_t *r, const char *order, const uint64_t *spas, si
     uint64_t f = 0;
     for (size_t i = 0; i < n; i++) f += host_access(r, spas[i]) != 0;
     double t1 = now_ns();
-    uint64_t g = host_access_batch(r, spas, n, out);
+    uint64_t g = host_access_batch(r, pfns, n, out);
     double t2 = now_ns();
     sink = f + g;
     faults_single = f;
@@ -159,11 +168,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "rmpcheck: pages must be a non-zero multiple of 512 up to 2^32, checks and repeats > 0\n");
     return 2;
   }
-  r.nchunks = (size_t)((r.covered_pages + CHUNK_ENTRIES - 1) / CHUNK_ENTRIES);
+  int flat = r.covered_pages <= FLAT_MAX_PAGES;
+  r.shift = flat ? 31 : CHUNK_SHIFT;
+  r.mask = flat ? 0x7fffffffu : CHUNK_ENTRIES - 1;
+  r.chunk_entries = flat ? r.covered_pages : CHUNK_ENTRIES;
+  r.nchunks = (size_t)((r.covered_pages + r.chunk_entries - 1) / r.chunk_entries);
   r.chunks = calloc(r.nchunks, sizeof(uint32_t *));
   for (size_t c = 0; c < r.nchunks; c++) {
-    uint64_t entries = r.covered_pages - (uint64_t)c * CHUNK_ENTRIES;
-    if (entries > CHUNK_ENTRIES) entries = CHUNK_ENTRIES;
+    uint64_t entries = r.covered_pages - (uint64_t)c * r.chunk_entries;
+    if (entries > r.chunk_entries) entries = r.chunk_entries;
     r.chunks[c] = calloc((size_t)entries * 4, sizeof(uint32_t));
     if (r.chunks[c] == NULL) {
       fprintf(stderr, "rmpcheck: out of memory\n");
@@ -173,14 +186,19 @@ int main(int argc, char **argv) {
   populate(&r, fill_seed);
 
   uint64_t *spas = malloc(sizeof(uint64_t) * n);
-  double *out = malloc(sizeof(double) * n);
+  uint32_t *pfns = malloc(sizeof(uint32_t) * n);
+  uint32_t *out = malloc(sizeof(uint32_t) * (n / 32 + 1));
   uint32_t x = index_seed;
   for (size_t i = 0; i < n; i++) {
     x = xorshift32(x);
-    spas[i] = (uint64_t)(x % r.covered_pages) << 12;
+    pfns[i] = (uint32_t)(x % r.covered_pages);
+    spas[i] = (uint64_t)pfns[i] << 12;
   }
-  run_case(&r, "random", spas, n, out, repeats);
-  for (size_t i = 0; i < n; i++) spas[i] = (uint64_t)(i % r.covered_pages) << 12;
-  run_case(&r, "sequential", spas, n, out, repeats);
+  run_case(&r, "random", spas, pfns, n, out, repeats);
+  for (size_t i = 0; i < n; i++) {
+    pfns[i] = (uint32_t)(i % r.covered_pages);
+    spas[i] = (uint64_t)pfns[i] << 12;
+  }
+  run_case(&r, "sequential", spas, pfns, n, out, repeats);
   return 0;
 }

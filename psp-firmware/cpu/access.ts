@@ -13,13 +13,12 @@
  * is an assigned 2 MB entry it governs all 512 pages (its GPA + page offset is the reverse map);
  * otherwise the page's own 4K entry does. Tail entries under a 2 MB entry are "don't care" (§H9).
  */
-import { RMP_CHUNK_MASK, RMP_CHUNK_SHIFT, type Rmp } from '../rmp/table.js';
+import type { Rmp } from '../rmp/table.js';
 import { AccessKind, type MappingSize, PfErr, SevFeature, VC_PAGE_NOT_VALIDATED } from './codes.js';
 import type { GuestContext } from './guest-context.js';
 
 const ASSIGNED_2M = 0x3; // W0_ASSIGNED | W0_PAGESIZE
 const ASSIGNED_OR_SUBPAGES = 0xff9; // W0_ASSIGNED | W0_SUBPAGE_MASK (bits 3-11)
-const HEAD_MASK = RMP_CHUNK_MASK & ~511;
 
 function badAddress(what: string, value: number): never {
   throw new RangeError(`${what} must be a non-negative number, got ${value}`);
@@ -50,9 +49,9 @@ const HOST_FAULT_BY_KIND: readonly number[] = Object.freeze([
  * region (head Assigned or subpage count != 0). Branch-free: data-dependent branches would serialize the
  * cache misses of independent checks.
  */
-function hypervisorOwnedFails(chunks: readonly Uint32Array[], pfn: number, mapping: number): number {
-  const chunk = chunks[pfn >>> RMP_CHUNK_SHIFT]!;
-  const idx = pfn & RMP_CHUNK_MASK;
+function hypervisorOwnedFails(rmp: Rmp, pfn: number, mapping: number): number {
+  const chunk = rmp.chunks[pfn >>> rmp.chunkShift]!;
+  const idx = pfn & rmp.chunkMask;
   const hw0 = chunk[(idx & ~511) << 2]!;
   if (mapping !== 0) return ((hw0 & ASSIGNED_OR_SUBPAGES) + 0xfff) >>> 12; // 1 iff any of bits 0, 3-11
   return (chunk[idx << 2]! | (hw0 & (hw0 >>> 1))) & 1; // entry assigned | (head assigned & 2 MB)
@@ -66,14 +65,26 @@ function hypervisorOwnedFails(chunks: readonly Uint32Array[], pfn: number, mappi
  */
 export function hostAccessCheck(rmp: Rmp, spa: number, kind: AccessKind, mapping: MappingSize): number {
   const code = HOST_FAULT_BY_KIND[kind];
-  const pfn = Math.floor(spa * (1 / 4096));
   if (code === undefined || !(mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
-  if (!(pfn >= 0)) badAddress('hostAccess: spa', spa);
-  if (pfn >= rmp.coveredPages) return 0;
-  return hypervisorOwnedFails(rmp.chunks, pfn, mapping) * code;
+  // Within the coverage (< 2^44 bytes) the pfn fits a uint32: one float-to-int conversion.
+  if (spa >= 0 && spa < rmp.coveredBytes) {
+    return hypervisorOwnedFails(rmp, (spa * (1 / 4096)) >>> 0, mapping) * code;
+  }
+  if (!(spa >= 0)) badAddress('hostAccess: spa', spa);
+  return 0;
 }
 
-/** `hostAccessCheck` for spas[0..count); results into `out`; returns the number of faults. */
+/** The #PF error code a host access of `kind` gets on an RMP violation (0: not RMP-checked). */
+export function hostFaultCode(kind: AccessKind): number {
+  const code = HOST_FAULT_BY_KIND[kind];
+  if (code === undefined) badArguments(kind, 0, 0);
+  return code;
+}
+
+/**
+ * `hostAccessCheck` for spas[0..count); results (0 or the #PF code) into `out`; returns the number of
+ * faults.
+ */
 export function hostAccessBatch(
   rmp: Rmp,
   spas: Float64Array,
@@ -89,36 +100,78 @@ export function hostAccessBatch(
       `hostAccessBatch: count ${count} exceeds spas (${spas.length}) or out (${out.length})`,
     );
   }
+  const coveredBytes = rmp.coveredBytes;
+  let faults = 0;
+  for (let i = 0; i < count; i++) {
+    const spa = spas[i]!;
+    let bad = 0;
+    if (spa >= 0 && spa < coveredBytes) bad = hypervisorOwnedFails(rmp, (spa * (1 / 4096)) >>> 0, mapping);
+    else if (!(spa >= 0)) badAddress(`hostAccessBatch: spas[${i}]`, spa);
+    faults += bad;
+    out[i] = bad * code;
+  }
+  return code === 0 ? 0 : faults;
+}
+
+/** Set bits of a 32-bit word. */
+function popcount32(v: number): number {
+  v -= (v >>> 1) & 0x55555555;
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
+}
+
+/**
+ * The fastest host check: by page frame number, pfns[0..count) (a Uint32Array: every covered pfn fits),
+ * one result bit per address into `outBits` (bit i % 32 of word i >>> 5; 1 = RMP fault; every fault
+ * of a host access of one kind has the same error code, `hostFaultCode(kind)`). Returns the number of
+ * faults. Results are packed 32 to a word so the loop body stores nothing and the JIT keeps the table
+ * and the input in registers; a flat table gets its own loop with no chunk lookup.
+ */
+export function hostAccessBatchPfn(
+  rmp: Rmp,
+  pfns: Uint32Array,
+  count: number,
+  kind: AccessKind,
+  mapping: MappingSize,
+  outBits: Uint32Array,
+): number {
+  const code = HOST_FAULT_BY_KIND[kind];
+  if (code === undefined || !(mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
+  const words = Math.ceil(count / 32);
+  if (!(count >= 0 && count <= pfns.length && words <= outBits.length)) {
+    throw new RangeError(
+      `hostAccessBatchPfn: count ${count} exceeds pfns (${pfns.length}) or outBits (${outBits.length} words)`,
+    );
+  }
+  if (code === 0) {
+    outBits.fill(0, 0, words);
+    return 0;
+  }
   const covered = rmp.coveredPages;
   const chunks = rmp.chunks;
   let faults = 0;
-  // One loop per mapping size, so the loop body has no mapping test.
-  if (mapping === 0) {
-    for (let i = 0; i < count; i++) {
-      const pfn = Math.floor(spas[i]! * (1 / 4096));
-      let bad = 0;
-      if (pfn < covered) {
-        const chunk = chunks[pfn >>> RMP_CHUNK_SHIFT]!;
-        const idx = pfn & RMP_CHUNK_MASK;
-        const hw0 = chunk[(idx & ~511) << 2]!;
-        bad = (chunk[idx << 2]! | (hw0 & (hw0 >>> 1))) & 1;
-      } else if (!(pfn >= 0)) badAddress(`hostAccessBatch: spas[${i}]`, spas[i]!);
-      faults += bad;
-      out[i] = bad * code;
+  for (let base = 0; base < count; base += 32) {
+    const end = Math.min(base + 32, count);
+    let bits = 0;
+    if (chunks.length === 1 && mapping === 0) {
+      const t = chunks[0]!;
+      for (let i = base; i < end; i++) {
+        const pfn = pfns[i]!;
+        if (pfn < covered) {
+          const hw0 = t[(pfn & ~511) << 2]!;
+          bits |= ((t[pfn << 2]! | (hw0 & (hw0 >>> 1))) & 1) << (i - base);
+        }
+      }
+    } else {
+      for (let i = base; i < end; i++) {
+        const pfn = pfns[i]!;
+        if (pfn < covered) bits |= hypervisorOwnedFails(rmp, pfn, mapping) << (i - base);
+      }
     }
-  } else {
-    for (let i = 0; i < count; i++) {
-      const pfn = Math.floor(spas[i]! * (1 / 4096));
-      let bad = 0;
-      if (pfn < covered) {
-        const hw0 = chunks[pfn >>> RMP_CHUNK_SHIFT]![(pfn & HEAD_MASK) << 2]!;
-        bad = ((hw0 & ASSIGNED_OR_SUBPAGES) + 0xfff) >>> 12;
-      } else if (!(pfn >= 0)) badAddress(`hostAccessBatch: spas[${i}]`, spas[i]!);
-      faults += bad;
-      out[i] = bad * code;
-    }
+    outBits[base >>> 5] = bits;
+    faults += popcount32(bits);
   }
-  return code === 0 ? 0 : faults;
+  return faults;
 }
 
 /** EXITINFO1 low bits (#PF error-code part) of a guest access. */
@@ -190,15 +243,14 @@ export function guestAccessCheck(
   if (!ctx.snpActive || !priv) {
     // Not SNP-active, or a shared (C=0) data access: only writes need Hypervisor-Owned.
     if (kind === AccessKind.READ || kind === AccessKind.EXECUTE) return 0;
-    if (pfn >= rmp.coveredPages || hypervisorOwnedFails(rmp.chunks, pfn, ctx.nptPageSize(gpa)) === 0)
-      return 0;
+    if (pfn >= rmp.coveredPages || hypervisorOwnedFails(rmp, pfn, ctx.nptPageSize(gpa)) === 0) return 0;
     return rmpNpf(ctx, kind, false, false, false);
   }
   // SNP-active private access: RMP-Covered, Guest-Owned, Reverse-Map, Mutable, Page-Size → NPF.
   if (pfn >= rmp.coveredPages) return rmpNpf(ctx, kind, true, false, false);
-  const chunk = rmp.chunks[pfn >>> RMP_CHUNK_SHIFT]!;
-  const idx = pfn & RMP_CHUNK_MASK;
-  const headAt = (idx & HEAD_MASK) << 2;
+  const chunk = rmp.chunks[pfn >>> rmp.chunkShift]!;
+  const idx = pfn & rmp.chunkMask;
+  const headAt = (idx & ~511) << 2;
   const is2M = (chunk[headAt]! & ASSIGNED_2M) === ASSIGNED_2M;
   const at = is2M ? headAt : idx << 2;
   const w0 = chunk[at]!;

@@ -1,13 +1,18 @@
 /**
- * The RMP table: raw 16-byte entries in `Uint32Array` words (hardware layout, `layout.ts`), stored in
- * sparse chunks of 2^18 entries (one chunk covers 1 GiB of system memory and holds 4 MiB of RMP),
- * allocated on the first write. Untouched chunks share one zero chunk, so they read as Hypervisor
- * entries and the check path needs no "allocated?" branch: entry `pfn` is
- * `chunks[pfn >>> 18][(pfn & 0x3ffff) << 2]`.
+ * The RMP table: raw 16-byte entries in `Uint32Array` words (hardware layout, `layout.ts`), allocated
+ * on the first write. Two geometries, both read as `chunks[pfn >>> chunkShift][(pfn & chunkMask) << 2]`:
+ * - flat (covered memory <= 1 TiB, i.e. <= 2^28 pages and <= 4 GiB of RMP): one chunk holding the whole
+ *   table. It is one ArrayBuffer allocated on the first write; the OS backs its pages lazily, so memory
+ *   grows only with the 4 KiB pages of RMP actually written (untouched pages read as zero). The check
+ *   path then indexes one typed array, which the JIT keeps in registers across a batch loop.
+ * - chunked (above 1 TiB, up to 16 TiB): chunks of 2^18 entries (1 GiB covered, 4 MiB of RMP each),
+ *   each allocated on the first write to it.
+ * Chunks never written share one zero array, so they read as Hypervisor entries with no "allocated?"
+ * branch on the check path.
  *
- * Coverage limit: `pfn >>> 18` needs pfn < 2^32, so at most 16 TiB (2^44 bytes) of covered system
- * memory; addresses beyond the coverage are "not RMP-covered" (state Default, hypervisor-owned for
- * the CPU), exactly as pages beyond RMP_END.
+ * Coverage limit: 16 TiB (2^44 bytes, 2^32 pages: `pfn >>> chunkShift` needs pfn < 2^32); addresses
+ * beyond the coverage are "not RMP-covered" (state Default, hypervisor-owned for the CPU), exactly as
+ * pages beyond RMP_END.
  *
  * Counters kept exact on every write (`writeEntryWords`, used by RMPUPDATE, PSMASH and the firmware):
  * - per-ASID counters in the 16 KiB bookkeeping area (2048 little-endian u64, [FW]
@@ -38,10 +43,12 @@ import {
 } from './layout.js';
 import { PageState, pageStateOfWords } from './page-state.js';
 
-/** Entries per chunk: 2^18 entries = 1 GiB covered = 4 MiB of RMP. */
+/** Entries per chunk of a chunked table: 2^18 entries = 1 GiB covered = 4 MiB of RMP. */
 export const RMP_CHUNK_SHIFT = 18;
 export const RMP_CHUNK_ENTRIES = 1 << RMP_CHUNK_SHIFT;
 export const RMP_CHUNK_MASK = RMP_CHUNK_ENTRIES - 1;
+/** Largest table kept flat (one chunk): 2^28 pages = 1 TiB covered = 4 GiB of RMP. */
+export const RMP_FLAT_MAX_PAGES = 2 ** 28;
 /** Largest coverage the chunk index supports: 2^32 pages = 16 TiB. */
 export const RMP_MAX_COVERED_BYTES = 2 ** 44;
 
@@ -59,6 +66,12 @@ export class Rmp {
    * Never write into it except through `writeEntryWords` (unallocated chunks share one zero array).
    */
   readonly chunks: Uint32Array[];
+  /** `pfn >>> chunkShift` is the chunk index: 31 when flat (always 0), 18 when chunked. */
+  readonly chunkShift: number;
+  /** `pfn & chunkMask` is the entry index inside its chunk. */
+  readonly chunkMask: number;
+  /** Entries per chunk (the whole coverage when flat). */
+  readonly chunkEntries: number;
   /** The 16 KiB bookkeeping area: 2048 u64 per-ASID counters (lo, hi words). */
   readonly bookkeeping: Uint32Array;
   readonly #zero: Uint32Array;
@@ -74,8 +87,12 @@ export class Rmp {
     }
     this.coveredBytes = coveredBytes;
     this.coveredPages = coveredBytes / PAGE_SIZE;
-    const chunkCount = Math.ceil(this.coveredPages / RMP_CHUNK_ENTRIES);
-    const zeroEntries = Math.min(RMP_CHUNK_ENTRIES, this.coveredPages);
+    const flat = this.coveredPages <= RMP_FLAT_MAX_PAGES;
+    this.chunkShift = flat ? 31 : RMP_CHUNK_SHIFT;
+    this.chunkMask = flat ? 0x7fffffff : RMP_CHUNK_MASK;
+    this.chunkEntries = flat ? this.coveredPages : RMP_CHUNK_ENTRIES;
+    const chunkCount = Math.ceil(this.coveredPages / this.chunkEntries);
+    const zeroEntries = Math.min(this.chunkEntries, this.coveredPages);
     this.#zero = new Uint32Array(zeroEntries * 4);
     // A packed (not holey) array of one element kind: the check path indexes it without hole checks.
     this.chunks = [];
@@ -99,13 +116,13 @@ export class Rmp {
 
   /** Word `i` (0..3) of entry `pfn`; the caller guarantees coverage. */
   word(pfn: number, i: number): number {
-    return this.chunks[pfn >>> RMP_CHUNK_SHIFT]![((pfn & RMP_CHUNK_MASK) << 2) + i]!;
+    return this.chunks[pfn >>> this.chunkShift]![((pfn & this.chunkMask) << 2) + i]!;
   }
 
   /** Decoded entry, or undefined when the page is not RMP-covered. */
   entry(pfn: number): RmpEntry | undefined {
     if (!this.isCovered(pfn)) return undefined;
-    return decodeRmpEntry(this.chunks[pfn >>> RMP_CHUNK_SHIFT]!, (pfn & RMP_CHUNK_MASK) << 2);
+    return decodeRmpEntry(this.chunks[pfn >>> this.chunkShift]!, (pfn & this.chunkMask) << 2);
   }
 
   /** Page state of `pfn` (Default when not covered). */
@@ -117,7 +134,7 @@ export class Rmp {
   /** The 16 raw bytes of entry `pfn` exactly as in memory (throws if not covered). */
   dump(pfn: number): Uint8Array {
     this.#requireCovered(pfn, 'dump');
-    return entryBytes(this.chunks[pfn >>> RMP_CHUNK_SHIFT]!, (pfn & RMP_CHUNK_MASK) << 2);
+    return entryBytes(this.chunks[pfn >>> this.chunkShift]!, (pfn & this.chunkMask) << 2);
   }
 
   /** Raw table bytes [byteOffset, byteOffset + length) in hardware layout (bookkeeping then entries). */
@@ -172,9 +189,9 @@ export class Rmp {
    */
   writeEntryWords(pfn: number, w0: number, w1: number, w2: number, w3: number): void {
     this.#requireCovered(pfn, 'write');
-    const chunkIndex = pfn >>> RMP_CHUNK_SHIFT;
+    const chunkIndex = pfn >>> this.chunkShift;
     const chunk = this.#writable(chunkIndex);
-    const at = (pfn & RMP_CHUNK_MASK) << 2;
+    const at = (pfn & this.chunkMask) << 2;
     const oldW0 = chunk[at]!;
     const oldW1 = chunk[at + 1]!;
     const oldAssigned = oldW0 & W0_ASSIGNED;
@@ -188,8 +205,8 @@ export class Rmp {
     if (oldAssigned) this.#addAsid((oldW1 >>> W1_ASID_SHIFT) & ASID_MASK, -1);
     if (newAssigned) this.#addAsid((w1 >>> W1_ASID_SHIFT) & ASID_MASK, 1);
     if (!isHead && oldAssigned !== newAssigned) {
-      // The head lies in the same chunk: 2 MB regions never straddle a 1 GiB chunk.
-      const headAt = ((pfn - (pfn % PAGES_PER_2M)) & RMP_CHUNK_MASK) << 2;
+      // The head lies in the same chunk: 2 MB regions never straddle a chunk.
+      const headAt = ((pfn - (pfn % PAGES_PER_2M)) & this.chunkMask) << 2;
       const hw0 = chunk[headAt]!;
       const count = ((hw0 & W0_SUBPAGE_MASK) >>> W0_SUBPAGE_SHIFT) + (newAssigned ? 1 : -1);
       chunk[headAt] = ((hw0 & ~W0_SUBPAGE_MASK) | (count << W0_SUBPAGE_SHIFT)) >>> 0;
@@ -227,7 +244,7 @@ export class Rmp {
         }
         const stored = (chunk[head << 2]! & W0_SUBPAGE_MASK) >>> W0_SUBPAGE_SHIFT;
         if (stored !== sub) {
-          const pfn = c * RMP_CHUNK_ENTRIES + head;
+          const pfn = c * this.chunkEntries + head;
           problems.push(`subpage count of head pfn 0x${pfn.toString(16)}: stored ${stored}, recount ${sub}`);
         }
       }
@@ -249,7 +266,7 @@ export class Rmp {
   #writable(chunkIndex: number): Uint32Array {
     const chunk = this.chunks[chunkIndex]!;
     if (chunk !== this.#zero) return chunk;
-    const entries = Math.min(RMP_CHUNK_ENTRIES, this.coveredPages - chunkIndex * RMP_CHUNK_ENTRIES);
+    const entries = Math.min(this.chunkEntries, this.coveredPages - chunkIndex * this.chunkEntries);
     const fresh = new Uint32Array(entries * 4);
     this.chunks[chunkIndex] = fresh;
     this.#allocated++;
