@@ -5,5 +5,6 @@
 import type { CliCommand } from './command.js';
 import { measureCommand } from './measure.js';
 import { policiesCommand } from './policies.js';
+import { runCliCommand } from './run.js';
 
-export const commands: readonly CliCommand[] = [measureCommand, policiesCommand];
+export const commands: readonly CliCommand[] = [measureCommand, policiesCommand, runCliCommand];

@@ -311,3 +311,8 @@ export function createRunCommand(environment: () => Promise<RunEnvironment>): Cl
     },
   };
 }
+
+/** `snpsim run` with the default environment (the model, the sim, SSH), loaded on first use. */
+export const runCliCommand: CliCommand = createRunCommand(async () =>
+  (await import('../runner/environment.js')).defaultRunEnvironment(),
+);

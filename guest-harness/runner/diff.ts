@@ -76,8 +76,14 @@ export function diffStep(
     if (model.kind !== target.kind) {
       push('answer', describe(model), describe(target));
     } else if (model.kind === 'err') {
-      if (model.code !== target.code || model.errno !== target.errno)
+      // The module's refusal reason (reason=) is part of the answer both sides give.
+      if (
+        model.code !== target.code ||
+        model.errno !== target.errno ||
+        model.values?.reason !== target.values?.reason
+      ) {
         push('answer', describe(model), describe(target));
+      }
     } else if (model.kind === 'ok') {
       for (const key of keysOf(op, model)) {
         const m = model.values?.[key];

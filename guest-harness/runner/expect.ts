@@ -83,12 +83,17 @@ export function checkScenarioExpectations(
   policy: string,
 ): ExpectationFailure[] {
   const out: ExpectationFailure[] = [];
+  // Once an expectation said the VM dies, the later steps cannot run: their expectations (written
+  // for the policies under which the VM survives) are not checked.
+  let deathExpected = false;
   steps.forEach((step, i) => {
     const expect = expectationFor(step, policy);
     const obs = observations[i];
-    if (expect === undefined || obs === undefined) return;
-    for (const problem of checkExpect(expect, obs))
+    if (deathExpected || expect === undefined || obs === undefined) return;
+    for (const problem of checkExpect(expect, obs)) {
       out.push({ step: i + 1, label: labels[i] ?? String(i + 1), problem });
+    }
+    if (expect.vm === 'dead') deathExpected = true;
   });
   return out;
 }

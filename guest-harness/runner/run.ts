@@ -218,12 +218,13 @@ async function runTarget(
     return { report: section(), fixture, complete: true };
   }
   const sevStatus = platform.sev_status === undefined ? undefined : parseInteger(platform.sev_status);
+  const possible = platform.possible_cpus === undefined ? undefined : Number(platform.possible_cpus);
   const config: ModelConfig = {
     policy: options.policy,
     profile: options.profile,
     ...(sevStatus !== undefined ? { sevStatus } : {}),
+    ...(possible !== undefined && Number.isInteger(possible) ? { vcpus: possible } : {}),
   };
-  const possible = platform.possible_cpus === undefined ? undefined : Number(platform.possible_cpus);
   let stopped: { status: 'skipped' | 'error'; reason: string; code: string } | undefined;
   let complete = true;
   try {

@@ -42,6 +42,8 @@ export interface ModelConfig {
   readonly profile: string;
   /** SEV_STATUS of the guest (the VM's SEV features are SEV_STATUS >> 2); default: SNP only. */
   readonly sevStatus?: bigint;
+  /** vCPUs of the target's guest (its possible CPUs); the model VM gets at least the scenario's. */
+  readonly vcpus?: number;
 }
 
 /** The reference: runs a scenario on the model with a given configuration. */

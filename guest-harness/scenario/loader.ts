@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
-import type { TSchema } from '@sinclair/typebox';
+import { type TSchema, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { SnpsimError, SnpsimErrorCode } from '../errors.js';
 import { formatProblem, type InputProblem, nearest, parseJson, schemaProblems } from './problems.js';
@@ -52,6 +52,11 @@ export interface LoadOptions {
 
 export const DEFAULT_VCPUS = 4;
 const MAX_PAGES = 64; // PROTOCOL.md: handles h=<0..63>
+/** The scenario without step details: steps are validated one by one against their op's schema. */
+const envelope = Type.Object(
+  { ...Scenario.properties, steps: Type.Array(Type.Unknown()) },
+  { additionalProperties: false },
+);
 const STEP_BY_OP = new Map<string, TSchema>(STEP_SCHEMAS.map((s) => [s.properties.op.const as string, s]));
 
 /** Canonical JSON (sorted keys) so a hash does not depend on formatting or key order. */
@@ -106,13 +111,15 @@ function sequenceProblems(file: string, sc: Scenario, options: LoadOptions): Inp
     ]) {
       if (!allocated.has(page)) add(`${path}.model`, `page '${page}' is not allocated at step ${index + 1}`);
     }
-    if (expect.vm === 'dead' && deadAt === undefined) deadAt = index;
   };
 
   sc.steps.forEach((step, i) => {
     const at = `$.steps[${i}]`;
-    if (deadAt !== undefined && deadAt < i) {
-      add(at, `no step can follow step ${deadAt + 1}, which expects the VM to be dead`);
+    if (deadAt !== undefined && deadAt < i && step.expect?.vm !== 'dead') {
+      add(
+        at,
+        `step ${deadAt + 1} expects the VM to be dead, so this step must expect it too ("expect": {"vm": "dead"}); it can only give a real guest time to die`,
+      );
     }
     if (step.id !== undefined) {
       const first = ids.get(step.id);
@@ -177,6 +184,9 @@ function sequenceProblems(file: string, sc: Scenario, options: LoadOptions): Inp
         break;
     }
     checkExpect(`${at}.expect`, step.expect, i);
+    // Only the default expectation ends the scenario: a policy-specific death (expectPolicy) leaves
+    // the later steps for the other policies.
+    if (step.expect?.vm === 'dead' && deadAt === undefined) deadAt = i;
     for (const [policy, expect] of Object.entries(step.expectPolicy ?? {})) {
       if (known !== undefined && !known.includes(policy)) {
         const hint = nearest(policy, known);
@@ -203,10 +213,6 @@ export function validateScenario(
   value: unknown,
   options: LoadOptions = {},
 ): { scenario: LoadedScenario } | { problems: InputProblem[] } {
-  const envelope = {
-    ...Scenario,
-    properties: { ...Scenario.properties, steps: { type: 'array' } },
-  } as TSchema;
   const problems = schemaProblems(file, envelope, Value.Errors(envelope, value));
   const doc = value as { steps?: unknown };
   if (Array.isArray(doc?.steps)) {

@@ -133,27 +133,131 @@ export function schemaProblems(
   return out;
 }
 
+/**
+ * Offset and description of the first JSON syntax error in `text` (RFC 8259 grammar), or undefined
+ * when it is valid. Node 20's JSON.parse messages do not always carry a position, so the loader
+ * finds it itself to name the line and column.
+ */
+export function locateJsonError(text: string): { offset: number; message: string } | undefined {
+  let i = 0;
+  class Stop {
+    constructor(
+      readonly offset: number,
+      readonly message: string,
+    ) {}
+  }
+  const fail = (message: string): never => {
+    throw new Stop(i, message);
+  };
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const what = () => (i >= text.length ? 'the end of the file' : `'${text[i]}'`);
+  const literal = (word: string) => {
+    if (text.startsWith(word, i)) i += word.length;
+    else fail(`unexpected ${what()}`);
+  };
+  const string = () => {
+    i++;
+    while (i < text.length && text[i] !== '"') {
+      const c = text.charCodeAt(i);
+      if (c < 0x20) fail('control character in a string');
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') {
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i + 1, i + 5))) fail('bad \\u escape');
+          i += 4;
+        } else if (!'"\\/bfnrt'.includes(text[i] ?? '')) fail('bad escape in a string');
+      }
+      i++;
+    }
+    if (i >= text.length) fail('unterminated string');
+    i++;
+  };
+  const number = () => {
+    const m = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/.exec(text.slice(i));
+    if (!m) fail(`unexpected ${what()}`);
+    i += m![0].length;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return;
+      }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail(`expected a property name in double quotes, found ${what()}`);
+        string();
+        ws();
+        if (text[i] !== ':') fail(`expected ':' after a property name, found ${what()}`);
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === '}') {
+          i++;
+          return;
+        }
+        fail(`expected ',' or '}' in an object, found ${what()}`);
+      }
+    } else if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return;
+      }
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === ']') {
+          i++;
+          return;
+        }
+        fail(`expected ',' or ']' in an array, found ${what()}`);
+      }
+    } else if (c === '"') string();
+    else if (c === 't') literal('true');
+    else if (c === 'f') literal('false');
+    else if (c === 'n') literal('null');
+    else if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) number();
+    else fail(`expected a value, found ${what()}`);
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail(`unexpected ${what()} after the end of the document`);
+    return undefined;
+  } catch (error) {
+    if (error instanceof Stop) return { offset: error.offset, message: error.message };
+    throw error;
+  }
+}
+
 /** Parses JSON; a syntax error becomes a problem with line and column. */
 export function parseJson(file: string, text: string): { value: unknown } | { problem: InputProblem } {
-  try {
-    return { value: JSON.parse(text) as unknown };
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const at = /at position (\d+)/.exec(message);
-    let where = '';
-    if (at) {
-      const pos = Number(at[1]);
-      const before = text.slice(0, pos);
-      const line = before.split('\n').length;
-      const column = pos - before.lastIndexOf('\n');
-      where = ` (line ${line}, column ${column})`;
-    }
-    return {
-      problem: {
-        file,
-        path: '$',
-        message: `not valid JSON: ${message.replace(/ in JSON at position \d+/, '')}${where}`,
-      },
-    };
-  }
+  const error = locateJsonError(text);
+  if (error === undefined) return { value: JSON.parse(text) as unknown };
+  const before = text.slice(0, error.offset);
+  const line = before.split('\n').length;
+  const column = error.offset - before.lastIndexOf('\n');
+  return {
+    problem: {
+      file,
+      path: '$',
+      message: `not valid JSON: ${error.message} (line ${line}, column ${column})`,
+    },
+  };
 }

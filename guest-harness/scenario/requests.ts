@@ -32,9 +32,12 @@ export function apRequestCode(request: StepOf<'ap-creation'>['request']): number
   return typeof request === 'number' ? request : AP_REQUESTS[request];
 }
 
-/** Default GHCB valid bits: all four for CREATE_ON_INIT/CREATE, all but RAX otherwise (PROTOCOL.md). */
+/**
+ * Default GHCB valid bits: all four, but RAX not for DESTROY (PROTOCOL.md; the agent's
+ * snpsim_proto.c applies the same rule to every request code, so request 3+ gets RAX too).
+ */
 export function defaultValid(code: number): readonly GhcbValidField[] {
-  return code === 0 || code === 1 ? VALID_FIELDS : VALID_FIELDS.filter((f) => f !== 'rax');
+  return code === 2 ? VALID_FIELDS.filter((f) => f !== 'rax') : VALID_FIELDS;
 }
 
 type ApFields = Omit<StepOf<'ap-creation'>, 'op' | 'id' | 'note' | 'expect' | 'expectPolicy'>;

@@ -269,8 +269,7 @@ const apCreationFields = {
   valid: Type.Optional(
     Type.Array(Type.Union(VALID_FIELDS.map((f) => Type.Literal(f))), {
       uniqueItems: true,
-      description:
-        'GHCB fields marked valid (default: all four for requests 0/1, all but rax otherwise); [] marks none',
+      description: 'GHCB fields marked valid (default: all four, but rax not for destroy); [] marks none',
     }),
   ),
 };

@@ -1,0 +1,805 @@
+/**
+ * The model's SNP guest machine: the platform (PSP firmware + RMP), KVM with one SNP VM launched the
+ * way QEMU launches one, and the guest kernel a real SNP guest runs (the parts of Linux the harness
+ * touches): its page allocator over accepted memory, its per-CPU GHCBs, CPU hotplug through AP
+ * Creation (wakeup_cpu_via_vmgexit / sev_es_play_dead), and the code each vCPU executes once KVM
+ * enters it (the host's guest-code hook).
+ *
+ * Every guest action goes through the models exactly as on hardware: memory accesses through the RMP
+ * access checks in the issuing vCPU's guest context, RMPADJUST / PVALIDATE through the platform,
+ * GHCB writes to the shared GHCB page, the GHCB MSR, and VMGEXIT handled by the host's KVM_RUN.
+ */
+import {
+  AccessKind,
+  createSnpSystem,
+  GHCB_FIELD,
+  GHCB_MSR,
+  GHCB_PROTOCOL_VERSION_OFFSET,
+  GHCB_USAGE_OFFSET,
+  GHCB_VALID_BITMAP_OFFSET,
+  type GuestContext,
+  type GuestEntry,
+  type GuestExit,
+  type HostPolicy,
+  INITIAL_VMSA_GPA,
+  Kvm,
+  PAGE_SIZE,
+  type PlatformProfile,
+  type RunOutcome,
+  type SnpSystem,
+  SVM_VMGEXIT,
+  snpLaunchFinish,
+  snpLaunchStart,
+  type Vcpu,
+  type Vm,
+} from './host-api.js';
+import { buildVmsa, entryPoint, readField, STUB_MARKER_OFFSET, VMSA_SIZE, writeField } from './vmsa.js';
+
+/** Guest RAM of the model VM: one memslot at GPA 0. */
+export const GUEST_RAM_BYTES = 64 * 1024 * 1024;
+/** Guest memory below this is the kernel image and early allocations, never handed out. */
+const KERNEL_RESERVED = 16 * 1024 * 1024;
+/** System memory of the model platform (guest RAM, KVM's pages, firmware pages). */
+const SYSTEM_BYTES = 256 * 1024 * 1024;
+/**
+ * Linux's real-mode trampoline (sev_es_trampoline_start), below 1 MiB: an AP VMSA Linux builds
+ * starts here (cs.base = start_ip & ~0xfff, rip = start_ip & 0xfff). Model choice of address.
+ */
+export const TRAMPOLINE_GPA = 0x9f000;
+/** SEV_STATUS of an SNP guest with no optional features: SEV | SEV-ES | SNP. // [LX] MSR_AMD64_SEV_*_BIT */
+export const DEFAULT_SEV_STATUS = 0x7n;
+/** Guest policy of the launch: SMT allowed (bit 16) | reserved-must-be-one (bit 17). // [LX] SNP_POLICY_MASK_* */
+const LAUNCH_POLICY = 0x30000n;
+/** CALL_FUNCTION_SINGLE_VECTOR: the IPI Linux's CPU hotplug sends. // [LX] arch/x86/include/asm/irq_vectors.h */
+const CALL_FUNCTION_SINGLE_VECTOR = 0xfb;
+/** APIC_SPIV_APIC_ENABLED | spurious vector 0xff: what Linux writes to bring its APIC up. // [LX] apic.c */
+const SVR_ENABLED = 0x1ff;
+/** SVR with the APIC software-disabled (Linux's disable_local_APIC on the way down). */
+const SVR_DISABLED = 0xff;
+/** GHCB usage 0 (the default usage the NAE events use). // [LX] GHCB_DEFAULT_USAGE */
+const GHCB_DEFAULT_USAGE = 0;
+/** Valid-bitmap bits. // [LX] GHCB_BITMAP_IDX = offset / 8 */
+const VALID_BIT = Object.freeze({
+  rax: 63,
+  rbx: GHCB_FIELD.rbx / 8,
+  rcx: GHCB_FIELD.rcx / 8,
+  rdx: GHCB_FIELD.rdx / 8,
+  rsi: GHCB_FIELD.rsi / 8,
+  cpl: GHCB_FIELD.cpl >> 3,
+  exit_code: 114,
+  info1: 115,
+  info2: 116,
+} as const);
+/** How often a guest re-executes an instruction the host resolved a #NPF for, before it is stuck. */
+const MAX_FAULT_RETRIES = 8;
+/** Scheduler rounds after which vCPUs that keep running count as spinning (the model's "time"). */
+const MAX_SETTLE_ROUNDS = 64;
+/** GHCB_MSR_TERM_REQ reason set 0 (general), code 0x3 (#VC the kernel cannot handle). Model choice. */
+const TERM_REASON_VC = 0x3;
+
+export interface MachineConfig {
+  readonly policyName: string;
+  readonly policy: HostPolicy;
+  readonly profile: PlatformProfile;
+  readonly vcpus: number;
+  /** SEV_STATUS of the guest (MSR 0xC0010131); the VM's vmsa_features are SEV_STATUS >> 2. */
+  readonly sevStatus?: bigint;
+}
+
+/** The guest kernel is gone: the VM stopped, or the BSP no longer runs the kernel. */
+export interface GuestStopped {
+  readonly stopped: string;
+}
+
+export function isStopped(value: unknown): value is GuestStopped {
+  return typeof value === 'object' && value !== null && 'stopped' in value;
+}
+
+/** What the Linux code on a CPU is doing (the model's view of the guest kernel, not KVM's). */
+type LinuxPhase = 'parked-by-firmware' | 'booting' | 'running' | 'dying' | 'held' | 'stray';
+
+interface LinuxCpu {
+  readonly index: number;
+  readonly apicId: number;
+  /** cpu_online(). */
+  online: boolean;
+  phase: LinuxPhase;
+  /** per_cpu(sev_vmsa): the VMSA page Linux created for this CPU (the BSP: none, it keeps its launch VMSA). */
+  linuxVmsaGpa: number | undefined;
+  /** The CPU's GHCB page (shared), registered with GHCB_MSR_REG_GPA_REQ. */
+  readonly ghcbGpa: number;
+  ghcbRegistered: boolean;
+  /** The snpsim module's CPU-online stamp (its hotplug callback). */
+  onlineStamp: number;
+  /** The next thing this CPU's guest does when entered (an injected action). */
+  action: ((entry: GuestEntry) => GuestExit) | undefined;
+}
+
+/** A result of guest code run through an action, or the guest's end. */
+export type Ran<T> = { readonly value: T; readonly outcome: RunOutcome } | GuestStopped;
+
+/** Free pages of guest RAM, naturally aligned blocks of 2^order pages. */
+class PageAllocator {
+  readonly #free = new Set<number>();
+  #next: number;
+  readonly #end: number;
+
+  constructor(start: number, end: number) {
+    this.#next = start;
+    this.#end = end;
+  }
+
+  /** 2^order pages, naturally aligned; undefined when guest RAM is exhausted. */
+  alloc(order: number): number | undefined {
+    const bytes = PAGE_SIZE * 2 ** order;
+    if (order === 0) {
+      const reused = this.#free.values().next();
+      if (!reused.done) {
+        this.#free.delete(reused.value);
+        return reused.value;
+      }
+    }
+    const base = Math.ceil(this.#next / bytes) * bytes;
+    if (base + bytes > this.#end) return undefined;
+    for (let p = this.#next; p < base; p += PAGE_SIZE) this.#free.add(p);
+    this.#next = base + bytes;
+    return base;
+  }
+
+  free(gpa: number, order = 0): void {
+    for (let i = 0; i < 2 ** order; i++) this.#free.add(gpa + i * PAGE_SIZE);
+  }
+}
+
+const hex = (v: bigint | number) => `0x${v.toString(16)}`;
+
+export class Machine {
+  readonly config: MachineConfig;
+  readonly system: SnpSystem;
+  readonly kvm: Kvm;
+  readonly vm: Vm;
+  readonly sevStatus: bigint;
+  readonly cpus: LinuxCpu[] = [];
+  /** HV features the kernel read at boot (GHCB MSR protocol). */
+  hvFeatures = 0n;
+  /** Host events of the current step, for reports. */
+  readonly events: string[] = [];
+  /** The snpsim module's stamp counter (online stamps and page references share it). */
+  #stamp = 0;
+  readonly #pages: PageAllocator;
+  readonly #accepted = new Set<number>();
+
+  private constructor(config: MachineConfig, system: SnpSystem, kvm: Kvm, vm: Vm) {
+    this.config = config;
+    this.system = system;
+    this.kvm = kvm;
+    this.vm = vm;
+    this.sevStatus = config.sevStatus ?? DEFAULT_SEV_STATUS;
+    this.#pages = new PageAllocator(KERNEL_RESERVED, GUEST_RAM_BYTES);
+  }
+
+  /**
+   * Creates the platform and the VM, launches it (LAUNCH_START, LAUNCH_FINISH measuring every
+   * vCPU's launch VMSA), lets the firmware park the APs (INIT-SIPI) and boots the kernel, which
+   * registers its GHCBs and brings every AP online with AP Creation. Throws only on a model error.
+   */
+  static boot(config: MachineConfig): Machine {
+    const system = createSnpSystem({ profile: config.profile, memoryBytes: SYSTEM_BYTES, init: true });
+    const kvm = new Kvm({ platform: system.platform, firmware: system.firmware });
+    const sevStatus = config.sevStatus ?? DEFAULT_SEV_STATUS;
+    // KVM_SEV_INIT2.vmsa_features: what the guest sees as SEV_STATUS >> 2, without SNPActive (forced).
+    const created = kvm.createVm({
+      policy: config.policy,
+      vmsaFeatures: (sevStatus >> 2n) & ~1n,
+      memory: [{ gpa: 0, bytes: GUEST_RAM_BYTES }],
+      vcpus: config.vcpus,
+    });
+    if (!created.ok) throw new Error(`model VM: ${created.detail}`);
+    const vm = created.vm;
+    const start = snpLaunchStart(vm, { policy: LAUNCH_POLICY });
+    if (start.ret !== 0) throw new Error(`model VM launch: ${start.detail}`);
+    const finish = snpLaunchFinish(vm, {});
+    if (finish.ret !== 0) throw new Error(`model VM launch: ${finish.detail}`);
+    const machine = new Machine(config, system, kvm, vm);
+    machine.#bootKernel();
+    machine.events.length = 0;
+    return machine;
+  }
+
+  get policyName(): string {
+    return this.config.policyName;
+  }
+
+  /** Why the guest is gone, or undefined while it runs. */
+  get stoppedReason(): string | undefined {
+    if (this.vm.stopped !== undefined) return this.vm.stopped.detail;
+    const bsp = this.vm.vcpus[0];
+    if (bsp !== undefined && bsp.vmsaGpa !== INITIAL_VMSA_GPA) {
+      return 'the BSP no longer runs the guest kernel (its VMSA was replaced)';
+    }
+    return undefined;
+  }
+
+  nextStamp(): number {
+    this.#stamp += 1;
+    return this.#stamp;
+  }
+
+  vcpu(index: number): Vcpu {
+    const v = this.vm.vcpus[index];
+    if (v === undefined) throw new RangeError(`no vCPU ${index}`);
+    return v;
+  }
+
+  // ---- running guest code -----------------------------------------------------------------
+
+  /** The guest-code hook: what a vCPU executes once KVM entered it. */
+  readonly guestCode = (entry: GuestEntry): GuestExit => {
+    const cpu = this.cpus[entry.vcpuId];
+    if (cpu === undefined) return { kind: 'hlt' };
+    const vcpu = this.vcpu(cpu.index);
+    if (cpu.action !== undefined && this.#inKernel(cpu, entry)) {
+      const action = cpu.action;
+      cpu.action = undefined;
+      return action(entry);
+    }
+    if (entry.vmsaGpa === INITIAL_VMSA_GPA) {
+      // The firmware's AP code (OVMF parks APs in a HLT loop after its INIT-SIPI bring-up); the
+      // BSP, when entered with nothing to do, runs until the next interrupt.
+      return cpu.index === 0 ? { kind: 'intr' } : { kind: 'hlt' };
+    }
+    if (cpu.linuxVmsaGpa !== undefined && entry.vmsaGpa === cpu.linuxVmsaGpa)
+      return this.#linuxAp(cpu, entry, vcpu);
+    return this.#interpret(entry);
+  };
+
+  /** The CPU is executing the guest kernel: the BSP on its launch VMSA, an AP on Linux's VMSA. */
+  #inKernel(cpu: LinuxCpu, entry: GuestEntry): boolean {
+    return cpu.index === 0 ? entry.vmsaGpa === INITIAL_VMSA_GPA : entry.vmsaGpa === cpu.linuxVmsaGpa;
+  }
+
+  /**
+   * Runs `code` as the next thing the kernel does on CPU `index` (one KVM_RUN iteration), re-running
+   * it when the host resolved a #NPF it raised. The guest is gone if the vCPU cannot run the kernel.
+   */
+  run<T>(index: number, code: (entry: GuestEntry) => { exit: GuestExit; value: T }): Ran<T> {
+    const cpu = this.cpus[index]!;
+    const vcpu = this.vcpu(index);
+    for (let attempt = 0; attempt <= MAX_FAULT_RETRIES; attempt++) {
+      const gone = this.stoppedReason;
+      if (gone !== undefined) return { stopped: gone };
+      let result: { exit: GuestExit; value: T } | undefined;
+      cpu.action = (entry) => {
+        result = code(entry);
+        return result.exit;
+      };
+      const outcome = vcpu.run(this.guestCode);
+      this.#record(index, outcome);
+      if (cpu.action !== undefined) {
+        cpu.action = undefined;
+        if (outcome.vmStopped || this.vm.stopped !== undefined) return { stopped: outcome.detail };
+        return { stopped: `CPU ${index} could not run the guest kernel: ${outcome.detail}` };
+      }
+      if (outcome.vmStopped) return { stopped: outcome.detail };
+      if (result !== undefined && result.exit.kind !== 'npf') return { value: result.value, outcome };
+    }
+    return {
+      stopped: `CPU ${index} keeps faulting on the same instruction (the host never resolves the #NPF)`,
+    };
+  }
+
+  /**
+   * Lets time pass: runs every vCPU but the kernel's issuing CPU until each one sleeps, the VM
+   * stops, or MAX_SETTLE_ROUNDS rounds went by with something still running (then it spins).
+   */
+  settle(exclude: number = 0): void {
+    for (let round = 0; round < MAX_SETTLE_ROUNDS; round++) {
+      let progressed = false;
+      for (const vcpu of this.vm.vcpus) {
+        if (vcpu.index === exclude) continue;
+        if (this.vm.stopped !== undefined) return;
+        const outcome = vcpu.run(this.guestCode);
+        this.#record(vcpu.index, outcome);
+        if (outcome.kind !== 'blocked' && outcome.kind !== 'vm-stopped') progressed = true;
+        if (outcome.vmStopped) return;
+      }
+      if (!progressed) return;
+    }
+    this.events.push(`vCPUs still running after ${MAX_SETTLE_ROUNDS} rounds (spinning)`);
+  }
+
+  #record(index: number, outcome: RunOutcome): void {
+    if (outcome.kind === 'blocked' && !outcome.spinning && outcome.events.length === 0) return;
+    if (
+      outcome.kind === 'exit' &&
+      (outcome.exit === 'intr' || outcome.exit === 'hlt') &&
+      outcome.events.length === 0
+    )
+      return;
+    this.events.push(`vCPU ${index}: ${outcome.layer}: ${outcome.detail}`);
+  }
+
+  // ---- guest memory -------------------------------------------------------------------------
+
+  /** A guest data access check in `ctx`; 0 or the fault (0x404 #VC, or an NPF EXITINFO1). */
+  check(ctx: GuestContext, gpa: number, write: boolean, cbit: 0 | 1): number {
+    return this.system.platform.guestAccess(ctx, gpa, write ? AccessKind.WRITE : AccessKind.READ, cbit);
+  }
+
+  /** Writes guest memory through the RMP checks of `ctx`; the fault if one page fails. */
+  write(ctx: GuestContext, gpa: number, bytes: Uint8Array, cbit: 0 | 1): GuestExit | undefined {
+    for (let done = 0; done < bytes.length; ) {
+      const at = gpa + done;
+      const n = Math.min(PAGE_SIZE - (at % PAGE_SIZE), bytes.length - done);
+      const fault = this.check(ctx, at, true, cbit);
+      if (fault !== 0) return this.#fault(at, fault);
+      this.system.platform.memory.write(ctx.translate(at), bytes.subarray(done, done + n));
+      done += n;
+    }
+    return undefined;
+  }
+
+  /** Reads guest memory through the RMP checks of `ctx`. */
+  read(ctx: GuestContext, gpa: number, length: number, cbit: 0 | 1): Uint8Array | GuestExit {
+    const out = new Uint8Array(length);
+    for (let done = 0; done < length; ) {
+      const at = gpa + done;
+      const n = Math.min(PAGE_SIZE - (at % PAGE_SIZE), length - done);
+      const fault = this.check(ctx, at, false, cbit);
+      if (fault !== 0) return this.#fault(at, fault);
+      out.set(this.system.platform.memory.read(ctx.translate(at), n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** A fault as the guest meets it: #NPF goes to the host; #VC kills the kernel (no handler for it here). */
+  #fault(gpa: number, code: number): GuestExit {
+    if (code >= 2 ** 32) return { kind: 'npf', gpa: gpa - (gpa % PAGE_SIZE), exitInfo1: code };
+    return { kind: 'shutdown' };
+  }
+
+  /** The system physical address of a guest page (host view, for state reports). */
+  spaOf(gpa: number): number {
+    return this.vm.memory.translate(gpa);
+  }
+
+  /** Host view of guest bytes (no RMP check): what the CPU reads from a VMSA or code page. */
+  peek(gpa: number, length: number): Uint8Array {
+    return this.system.platform.memory.read(this.spaOf(gpa), length);
+  }
+
+  // ---- the kernel's page allocator ----------------------------------------------------------
+
+  /**
+   * 2^order pages the kernel allocator hands out: accepted (validated) memory, zeroed when asked.
+   * Undefined when guest memory is exhausted; GuestStopped when the guest died meanwhile.
+   */
+  allocPages(order: number, zero: boolean): number | undefined | GuestStopped {
+    const gpa = this.#pages.alloc(order);
+    if (gpa === undefined) return undefined;
+    for (let i = 0; i < 2 ** order; i++) {
+      const accepted = this.accept(gpa + i * PAGE_SIZE);
+      if (isStopped(accepted)) return accepted;
+    }
+    if (zero) {
+      const r = this.run(0, (entry) => ({
+        exit: this.write(entry.guest, gpa, new Uint8Array(PAGE_SIZE * 2 ** order), 1) ?? { kind: 'intr' },
+        value: undefined,
+      }));
+      if (isStopped(r)) return r;
+    }
+    return gpa;
+  }
+
+  freePages(gpa: number, order = 0): void {
+    this.#pages.free(gpa, order);
+  }
+
+  /**
+   * Accepts a page the first time the kernel uses it (unaccepted memory): PVALIDATE, after which
+   * the host has faulted the private page in. Idempotent.
+   */
+  accept(gpa: number): undefined | GuestStopped {
+    if (this.#accepted.has(gpa)) return undefined;
+    const r = this.pvalidate(0, gpa, 0, 1);
+    if (isStopped(r)) return r;
+    this.#accepted.add(gpa);
+    return undefined;
+  }
+
+  /** PVALIDATE on CPU `index`: EAX and CF, or the guest's end (a #VC/#GP/#UD the kernel cannot survive). */
+  pvalidate(
+    index: number,
+    gpa: number,
+    size: number,
+    validate: number,
+  ): { eax: number; cf: 0 | 1 } | GuestStopped {
+    const r = this.run(index, (entry) => {
+      const res = this.system.platform.pvalidate(entry.guest, gpa, size, validate);
+      if (res.kind === 'eax')
+        return { exit: { kind: 'intr' } as GuestExit, value: { eax: res.eax, cf: res.cf } };
+      if (res.kind === 'npf')
+        return { exit: { kind: 'npf', gpa, exitInfo1: res.exitInfo1 }, value: undefined };
+      return { exit: this.#terminate(entry), value: undefined };
+    });
+    if (isStopped(r)) return r;
+    return r.value ?? { stopped: 'the kernel died in PVALIDATE' };
+  }
+
+  /** RMPADJUST on CPU `index`: EAX, or the guest's end. */
+  rmpadjust(index: number, gpa: number, size: number, rdx: bigint): { eax: number } | GuestStopped {
+    const r = this.run(index, (entry) => {
+      const res = this.system.platform.rmpadjust(entry.guest, gpa, size, rdx);
+      if (res.kind === 'eax') return { exit: { kind: 'intr' } as GuestExit, value: { eax: res.eax } };
+      if (res.kind === 'npf')
+        return { exit: { kind: 'npf', gpa, exitInfo1: res.exitInfo1 }, value: undefined };
+      return { exit: this.#terminate(entry), value: undefined };
+    });
+    if (isStopped(r)) return r;
+    return r.value ?? { stopped: 'the kernel died in RMPADJUST' };
+  }
+
+  /**
+   * An exception the kernel cannot handle in this context (#VC 0x404 on its own page, #GP, #UD):
+   * Linux terminates the guest through the GHCB MSR protocol (sev_es_terminate). Model choice of
+   * reason code (TERM_REASON_VC).
+   */
+  #terminate(entry: GuestEntry): GuestExit {
+    entry.writeGhcbMsr(GHCB_MSR.TERM_REQ | (BigInt(TERM_REASON_VC) << 16n));
+    return { kind: 'vmgexit' };
+  }
+
+  // ---- GHCB ---------------------------------------------------------------------------------
+
+  /**
+   * A GHCB MSR protocol exchange on CPU `index`, as the module does it: save the MSR, write the
+   * request, VMGEXIT, read the response, restore the MSR.
+   */
+  msrProtocol(index: number, request: bigint): bigint | GuestStopped {
+    let saved = 0n;
+    const exit = this.run(index, (entry) => {
+      saved = entry.readGhcbMsr();
+      entry.writeGhcbMsr(request);
+      return { exit: { kind: 'vmgexit' } as GuestExit, value: undefined };
+    });
+    if (isStopped(exit)) return exit;
+    const back = this.run(index, (entry) => {
+      const response = entry.readGhcbMsr();
+      entry.writeGhcbMsr(saved);
+      return { exit: { kind: 'intr' } as GuestExit, value: response };
+    });
+    return isStopped(back) ? back : back.value;
+  }
+
+  /**
+   * A full-protocol NAE event through CPU `index`'s registered GHCB: the fields and valid bits as
+   * given, protocol version and usage as the kernel sets them, the GHCB GPA in the MSR, VMGEXIT,
+   * then the guest resumes and reads SW_EXITINFO1/2 and the registers it asks for.
+   */
+  naeCall(
+    index: number,
+    fields: Readonly<Partial<Record<keyof typeof GHCB_FIELD, bigint>>>,
+    valid: readonly (keyof typeof VALID_BIT)[],
+    read: readonly (keyof typeof GHCB_FIELD)[] = [],
+  ): { info1: bigint; info2: bigint; regs: Record<string, bigint> } | GuestStopped {
+    const cpu = this.cpus[index]!;
+    const gpa = cpu.ghcbGpa;
+    let saved = 0n;
+    const exit = this.run(index, (entry) => {
+      saved = entry.readGhcbMsr();
+      const page = new Uint8Array(PAGE_SIZE);
+      const view = new DataView(page.buffer);
+      for (const [name, value] of Object.entries(fields)) {
+        view.setBigUint64(GHCB_FIELD[name as keyof typeof GHCB_FIELD], BigInt.asUintN(64, value ?? 0n), true);
+      }
+      for (const v of valid) {
+        const bit = VALID_BIT[v];
+        view.setUint8(
+          GHCB_VALID_BITMAP_OFFSET + (bit >> 3),
+          view.getUint8(GHCB_VALID_BITMAP_OFFSET + (bit >> 3)) | (1 << (bit & 7)),
+        );
+      }
+      view.setUint16(GHCB_PROTOCOL_VERSION_OFFSET, Number(this.vm.ghcbVersion), true);
+      view.setUint32(GHCB_USAGE_OFFSET, GHCB_DEFAULT_USAGE, true);
+      const fault = this.write(entry.guest, gpa, page, 0);
+      if (fault !== undefined) return { exit: fault, value: undefined };
+      entry.writeGhcbMsr(BigInt(gpa));
+      return { exit: { kind: 'vmgexit' } as GuestExit, value: undefined };
+    });
+    if (isStopped(exit)) return exit;
+    const back = this.run(index, (entry) => {
+      const bytes = this.read(entry.guest, gpa, PAGE_SIZE, 0);
+      if (!(bytes instanceof Uint8Array)) return { exit: bytes, value: undefined };
+      const view = new DataView(bytes.buffer);
+      const regs: Record<string, bigint> = {};
+      for (const r of read) regs[r] = view.getBigUint64(GHCB_FIELD[r], true);
+      const result = {
+        info1: view.getBigUint64(GHCB_FIELD.sw_exit_info_1, true),
+        info2: view.getBigUint64(GHCB_FIELD.sw_exit_info_2, true),
+        regs,
+      };
+      // vc_ghcb_invalidate: what the kernel leaves behind.
+      const clear = new Uint8Array(8 + 16);
+      this.write(entry.guest, gpa + GHCB_FIELD.sw_exit_code, clear.subarray(0, 8), 0);
+      this.write(entry.guest, gpa + GHCB_VALID_BITMAP_OFFSET, clear.subarray(8), 0);
+      entry.writeGhcbMsr(saved);
+      return { exit: { kind: 'intr' } as GuestExit, value: result };
+    });
+    if (isStopped(back)) return back;
+    return back.value ?? { stopped: 'the kernel could not read its GHCB' };
+  }
+
+  // ---- the kernel's CPUs --------------------------------------------------------------------
+
+  #bootKernel(): void {
+    const n = this.vm.vcpus.length;
+    // Per-CPU GHCB pages: the kernel's early boot pages, made shared (below KERNEL_RESERVED).
+    for (let i = 0; i < n; i++) {
+      this.cpus.push({
+        index: i,
+        apicId: this.vcpu(i).vcpuId,
+        online: i === 0,
+        phase: i === 0 ? 'running' : 'parked-by-firmware',
+        linuxVmsaGpa: undefined,
+        ghcbGpa: KERNEL_RESERVED - (i + 1) * PAGE_SIZE,
+        ghcbRegistered: false,
+        onlineStamp: 0,
+        action: undefined,
+      });
+    }
+    // OVMF's first AP bring-up: INIT-SIPI-SIPI against the launch VMSAs; the APs park in HLT.
+    for (let i = 1; i < n; i++) {
+      this.vm.sendInit(this.cpus[i]!.apicId);
+      this.vm.sendSipi(this.cpus[i]!.apicId, 0);
+    }
+    this.settle(0);
+    const bsp = this.registerGhcb(0);
+    if (isStopped(bsp)) throw new Error(`model guest boot: ${bsp.stopped}`);
+    const ft = this.msrProtocol(0, GHCB_MSR.HV_FT_REQ);
+    if (isStopped(ft)) throw new Error(`model guest boot: ${ft.stopped}`);
+    this.hvFeatures = (ft & 0xfffn) === GHCB_MSR.HV_FT_RESP ? ft >> 12n : 0n;
+    // smp_init: bring up every AP with AP Creation (a policy may refuse; that CPU stays offline).
+    for (let i = 1; i < n; i++) {
+      const up = this.cpuUp(i);
+      if (isStopped(up)) throw new Error(`model guest boot: ${up.stopped}`);
+    }
+  }
+
+  /**
+   * Makes CPU `index`'s GHCB page shared (page state change through the MSR protocol; the page was
+   * never validated) and registers its GPA (GHCB_MSR_REG_GPA_REQ / _RESP), as Linux's
+   * snp_register_ghcb_early does. Run on that CPU.
+   */
+  registerGhcb(index: number): undefined | GuestStopped {
+    const cpu = this.cpus[index]!;
+    const gfn = BigInt(cpu.ghcbGpa / PAGE_SIZE);
+    // GHCB_MSR_PSC_REQ: GFN in [51:12], operation (2 = shared) in [55:52].
+    const psc = this.msrProtocol(index, GHCB_MSR.PSC_REQ | (gfn << 12n) | (2n << 52n));
+    if (isStopped(psc)) return psc;
+    const reg = this.msrProtocol(index, GHCB_MSR.REG_GPA_REQ | (gfn << 12n));
+    if (isStopped(reg)) return reg;
+    if ((reg & 0xfffn) !== GHCB_MSR.REG_GPA_RESP || reg >> 12n !== gfn) {
+      return { stopped: `GHCB registration of CPU ${index} refused (response ${hex(reg)})` };
+    }
+    // The registration response stays in the MSR: the module finds the GHCB there.
+    this.run(index, (entry) => {
+      entry.writeGhcbMsr(reg);
+      return { exit: { kind: 'intr' }, value: undefined };
+    });
+    cpu.ghcbRegistered = true;
+    return undefined;
+  }
+
+  /**
+   * Linux CPU online (cpu_up → wakeup_cpu_via_vmgexit): a fresh split VMSA page with the AP INIT
+   * state at the trampoline, RMPADJUST (VMSA bit), AP Creation CREATE with RAX = SEV_FEATURES, then
+   * the previous VMSA of that CPU is cleaned up and the kernel waits for the AP to come alive.
+   * Returns 0 or a positive errno (what the sysfs write returns).
+   */
+  cpuUp(index: number): number | GuestStopped {
+    const cpu = this.cpus[index];
+    if (cpu === undefined) return 2; // ENOENT: no such CPU directory
+    if (cpu.online) return 0;
+    // [LX] wakeup_cpu_via_vmgexit: -EOPNOTSUPP without GHCB_HV_FT_SNP_AP_CREATION (bit 1).
+    if ((this.hvFeatures & 0x2n) === 0n) return 95;
+    const block = this.allocPages(1, true);
+    if (isStopped(block)) return block;
+    if (block === undefined) return 12; // ENOMEM
+    // snp_alloc_vmsa_page: split the order-1 block, free the first page, use the second.
+    this.freePages(block);
+    const vmsaGpa = block + PAGE_SIZE;
+    const vmsa = buildVmsa('linux', { sevStatus: this.sevStatus });
+    const view = new DataView(vmsa.buffer);
+    // start_ip = the trampoline: cs.base = vector << 12, cs.selector = vector << 8, rip = start_ip & 0xfff.
+    writeField(view, 'cs_base', BigInt(TRAMPOLINE_GPA & ~0xfff));
+    writeField(view, 'cs_selector', BigInt((TRAMPOLINE_GPA >> 12) << 8));
+    writeField(view, 'rip', BigInt(TRAMPOLINE_GPA & 0xfff));
+    const filled = this.run(0, (entry) => ({
+      exit: this.write(entry.guest, vmsaGpa, vmsa, 1) ?? { kind: 'intr' },
+      value: 0,
+    }));
+    if (isStopped(filled)) return filled;
+    const set = this.rmpadjust(0, vmsaGpa, 0, 0x10001n);
+    if (isStopped(set)) return set;
+    if (set.eax !== 0) {
+      this.freePages(vmsaGpa);
+      return 22; // -EINVAL: "set VMSA page failed"
+    }
+    const sevFeatures = readField(view, 'sev_features');
+    const r = this.naeCall(
+      0,
+      {
+        sw_exit_code: SVM_VMGEXIT.AP_CREATION,
+        sw_exit_info_1: (BigInt(cpu.apicId) << 32n) | 1n,
+        sw_exit_info_2: BigInt(vmsaGpa),
+        rax: sevFeatures,
+      },
+      ['exit_code', 'info1', 'info2', 'rax'],
+    );
+    if (isStopped(r)) return r;
+    if ((r.info1 & 0xffff_ffffn) !== 0n) {
+      // "SNP AP Creation error": snp_cleanup_vmsa, the page is freed only if the VMSA bit cleared.
+      const clear = this.rmpadjust(0, vmsaGpa, 0, 0x1n);
+      if (!isStopped(clear) && clear.eax === 0) this.freePages(vmsaGpa);
+      return 22;
+    }
+    const previous = cpu.linuxVmsaGpa;
+    cpu.linuxVmsaGpa = vmsaGpa;
+    cpu.phase = 'booting';
+    if (previous !== undefined) {
+      const clear = this.rmpadjust(0, previous, 0, 0x1n);
+      if (isStopped(clear)) return clear;
+      if (clear.eax === 0) this.freePages(previous);
+    }
+    this.settle(0);
+    const gone = this.stoppedReason;
+    if (gone !== undefined) return { stopped: gone };
+    // settle() ran the AP's code, which moves the phase on.
+    if ((cpu.phase as LinuxPhase) !== 'running') {
+      // cpuhp_bp_sync_alive times out ("failed to report alive state"): -EIO.
+      cpu.phase = 'stray';
+      return 5;
+    }
+    cpu.online = true;
+    cpu.onlineStamp = this.nextStamp();
+    return 0;
+  }
+
+  /**
+   * Linux CPU offline (cpu_down): the CPU is sent an IPI and runs sev_es_play_dead (AP_HLT_LOOP).
+   * The sysfs write succeeds even if the AP never reports dead (Linux logs and goes on).
+   */
+  cpuDown(index: number): number | GuestStopped {
+    const cpu = this.cpus[index];
+    if (cpu === undefined) return 2;
+    if (!cpu.online) return 0;
+    if (index === 0) return 16; // EBUSY: the BSP is not hot-pluggable here
+    cpu.phase = cpu.phase === 'running' ? 'dying' : cpu.phase;
+    this.vm.sendFixed(cpu.apicId, CALL_FUNCTION_SINGLE_VECTOR);
+    this.settle(0);
+    const gone = this.stoppedReason;
+    if (gone !== undefined) return { stopped: gone };
+    cpu.online = false;
+    return 0;
+  }
+
+  /** The code of a Linux AP on its own VMSA. */
+  #linuxAp(cpu: LinuxCpu, entry: GuestEntry, vcpu: Vcpu): GuestExit {
+    // Pending interrupts are taken and acknowledged by the kernel's handlers.
+    vcpu.lapic.irr.clear();
+    switch (cpu.phase) {
+      case 'booting': {
+        if (!cpu.ghcbRegistered) {
+          // Early AP startup: register this CPU's GHCB (the MSR protocol, no GHCB needed yet).
+          const gfn = BigInt(cpu.ghcbGpa / PAGE_SIZE);
+          cpu.ghcbRegistered = true;
+          entry.writeGhcbMsr(GHCB_MSR.REG_GPA_REQ | (gfn << 12n));
+          return { kind: 'vmgexit' };
+        }
+        vcpu.lapic.writeSvr(SVR_ENABLED);
+        cpu.phase = 'running';
+        return { kind: 'hlt' };
+      }
+      case 'dying':
+      case 'held': {
+        if (cpu.phase === 'held') {
+          // Back from AP_HLT_LOOP: SW_EXITINFO2 != 0 means a SIPI ended the hold (soft_restart_cpu);
+          // nobody waits for this CPU then, so it stays in the model's stray loop.
+          const info2 = this.read(entry.guest, cpu.ghcbGpa + GHCB_FIELD.sw_exit_info_2, 8, 0);
+          if (info2 instanceof Uint8Array && new DataView(info2.buffer).getBigUint64(0, true) !== 0n) {
+            cpu.phase = 'stray';
+            return { kind: 'hlt' };
+          }
+        } else {
+          vcpu.lapic.writeSvr(SVR_DISABLED);
+        }
+        cpu.phase = 'held';
+        return this.#apHltLoop(cpu, entry);
+      }
+      case 'running':
+      case 'stray':
+      case 'parked-by-firmware':
+        return { kind: 'hlt' };
+    }
+  }
+
+  /** sev_es_ap_hlt_loop: SVM_VMGEXIT_AP_HLT_LOOP through the CPU's GHCB. */
+  #apHltLoop(cpu: LinuxCpu, entry: GuestEntry): GuestExit {
+    const page = new Uint8Array(PAGE_SIZE);
+    const view = new DataView(page.buffer);
+    view.setBigUint64(GHCB_FIELD.sw_exit_code, SVM_VMGEXIT.AP_HLT_LOOP, true);
+    for (const bit of [VALID_BIT.exit_code, VALID_BIT.info1, VALID_BIT.info2]) {
+      view.setUint8(
+        GHCB_VALID_BITMAP_OFFSET + (bit >> 3),
+        view.getUint8(GHCB_VALID_BITMAP_OFFSET + (bit >> 3)) | (1 << (bit & 7)),
+      );
+    }
+    view.setUint16(GHCB_PROTOCOL_VERSION_OFFSET, Number(this.vm.ghcbVersion), true);
+    const fault = this.write(entry.guest, cpu.ghcbGpa, page, 0);
+    if (fault !== undefined) return fault;
+    entry.writeGhcbMsr(BigInt(cpu.ghcbGpa));
+    return { kind: 'vmgexit' };
+  }
+
+  /**
+   * Code at a VMSA the kernel did not build (the module's pages): the CPU executes the bytes at
+   * CS.base + RIP. The model decodes the marker stub's three instructions (mov dword [disp16],
+   * imm32 with an operand-size prefix; hlt; jmp rel8) and saves RIP back into the VMSA as #VMEXIT
+   * does. Any other code: model choice, the AP halts (ap-creation.md E: unknown code is not run).
+   */
+  #interpret(entry: GuestEntry): GuestExit {
+    const vmsa = this.system.platform.memory.read(entry.vmsaPa, VMSA_SIZE);
+    const view = new DataView(vmsa.buffer);
+    const csBase = Number(readField(view, 'cs_base'));
+    let rip = Number(readField(view, 'rip'));
+    const dsBase = Number(view.getBigUint64(0x030 + 8, true));
+    const save = () => this.system.platform.memory.write(entry.vmsaPa + 0x178, le64(BigInt(rip)));
+    for (let steps = 0; steps < 4; steps++) {
+      const at = csBase + rip;
+      if (this.spaOf(at) < 0) break;
+      const code = this.peek(at, 9);
+      if (code[0] === 0x66 && code[1] === 0xc7 && code[2] === 0x06) {
+        const disp = code[3]! | (code[4]! << 8);
+        const imm = new DataView(code.buffer).getUint32(5, true);
+        const store = new Uint8Array(4);
+        new DataView(store.buffer).setUint32(0, imm, true);
+        const fault = this.write(entry.guest, dsBase + disp, store, 1);
+        if (fault !== undefined) {
+          save();
+          return fault;
+        }
+        rip += 9;
+        continue;
+      }
+      if (code[0] === 0xf4) {
+        rip += 1;
+        save();
+        return { kind: 'hlt' };
+      }
+      if (code[0] === 0xeb) {
+        rip = rip + 2 + ((code[1]! << 24) >> 24);
+        continue;
+      }
+      break;
+    }
+    save();
+    return { kind: 'hlt' };
+  }
+
+  /** The stub's marker word for the page at `stubGpa` (host view: the module polls it via its mapping). */
+  marker(stubGpa: number): number {
+    return new DataView(this.peek(stubGpa + STUB_MARKER_OFFSET, 4).buffer).getUint32(0, true);
+  }
+
+  /** Whether the code at a VMSA's entry point is the kernel's trampoline (a Linux VMSA). */
+  static isLinuxVmsa(vmsa: Uint8Array): boolean {
+    return entryPoint(vmsa) === BigInt(TRAMPOLINE_GPA);
+  }
+}
+
+function le64(value: bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, value, true);
+  return out;
+}
