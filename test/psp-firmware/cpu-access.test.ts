@@ -6,6 +6,7 @@ import {
   decodeAccessResult,
   describeAccessResult,
   type GuestContext,
+  hostFaultCode,
   MappingSize,
   makeGuestContext,
   makeRmpEntry,
@@ -275,4 +276,49 @@ test('decodeAccessResult names the EXITINFO1 bits', () => {
   assert.deepEqual(decodeAccessResult(0x404), { kind: 'vc', errorCode: 0x404 });
   assert.equal(describeAccessResult(0), 'allowed');
   assert.throws(() => decodeAccessResult(-1), /not an access-check result/);
+});
+
+test('hostAccessBatchPfn: one result bit per pfn, equal to single checks, flat and chunked tables', () => {
+  const TiB = 2 ** 40;
+  for (const coveredBytes of [16 * MiB, 2 * TiB]) {
+    const p = new Platform({ memoryBytes: coveredBytes + 8 * MiB, coveredBytes });
+    assert.equal(p.rmp.chunks.length, coveredBytes > TiB ? 2048 : 1);
+    const pages = coveredBytes / 4096;
+    // Assigned 4K pages, a 2 MB page and a Firmware page spread over several chunks.
+    for (const pfn of [1, 513, pages - 1, 2 ** 18 + 7, 5 * 2 ** 18 + 1000].filter((x) => x < pages)) {
+      p.rmpupdate(pfn * 4096, { gpa: 0, assigned: true, pageSize: 0, immutable: false, asid: 1 });
+    }
+    p.rmpupdate(2048 * 4096, { gpa: 0, assigned: true, pageSize: 1, immutable: false, asid: 1 });
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: pages + 600 }), { minLength: 1, maxLength: 80 }),
+        fc.constantFrom(K.READ, K.WRITE, K.PAGE_TABLE_READ),
+        fc.constantFrom(MappingSize.SIZE_4K, MappingSize.SIZE_2M),
+        (list, kind, mapping) => {
+          const pfns = Uint32Array.from(list);
+          const bits = new Uint32Array(Math.ceil(list.length / 32) + 1).fill(0xdeadbeef);
+          const faults = p.hostAccessBatchPfn(pfns, list.length, kind, mapping, bits);
+          let n = 0;
+          list.forEach((pfn, i) => {
+            const one = p.hostAccess(pfn * 4096, kind, mapping);
+            const bit = (bits[i >>> 5]! >>> (i & 31)) & 1;
+            assert.equal(bit, one === 0 ? 0 : 1, `pfn ${pfn}`);
+            if (one !== 0) {
+              assert.equal(one, hostFaultCode(kind));
+              n++;
+            }
+          });
+          assert.equal(faults, n);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  }
+  const p = new Platform({ memoryBytes: 4 * MiB });
+  assert.throws(
+    () => p.hostAccessBatchPfn(new Uint32Array(40), 40, K.WRITE, 0, new Uint32Array(1)),
+    /outBits/,
+  );
+  assert.equal(hostFaultCode(K.READ), 0);
+  assert.throws(() => hostFaultCode(7 as AccessKind), /kind must be/);
 });
