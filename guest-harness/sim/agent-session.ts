@@ -68,8 +68,12 @@ export async function serveAgent(io: AgentIo, backend: AgentBackend): Promise<nu
     return true;
   };
 
+  // Iterated by hand: leaving a for-await early would destroy the stream, and with it the channel
+  // that must still carry the exit status.
+  const input = io.input[Symbol.asyncIterator]();
   try {
-    for await (const chunk of io.input) {
+    for (let next = await input.next(); next.done !== true; next = await input.next()) {
+      const chunk = next.value;
       pending += typeof chunk === 'string' ? chunk : chunk.toString('latin1');
       let newline = pending.indexOf('\n');
       while (newline >= 0) {
