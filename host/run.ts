@@ -317,6 +317,25 @@ function* vcpuEnterGuest(vcpu: Vcpu, guest: GuestCode, events: RunEvent[]): Step
   return yield* handleExit(vcpu, exit, events);
 }
 
+/**
+ * #VMEXIT(VMGEXIT) from the guest already running on `vcpu` (it entered through an earlier KVM_RUN
+ * and has just written the GHCB MSR): KVM's handling, as atomic steps. For experiments that care
+ * about the issuer's request handling, not its own VMRUN. Throws if the vCPU is not RUNNABLE (its
+ * guest cannot be executing anything then).
+ */
+export function* vmgexitSteps(vcpu: Vcpu): Steps<RunOutcome> {
+  const events: RunEvent[] = [];
+  if (vcpu.vm.stopped !== undefined) return stoppedOutcome(vcpu, events);
+  if (!isRunning(vcpu)) {
+    throw new Error(
+      `vCPU ${vcpu.vcpuId} is ${mpStateName(vcpu.mpState)}: no guest runs there to execute VMGEXIT`,
+    );
+  }
+  const outcome = yield* sevHandleVmgexit(vcpu, events);
+  if (outcome.vmStopped) vcpu.vm.stop(outcome);
+  return outcome;
+}
+
 /** KVM_RUN, one iteration: see the module comment. */
 export function* kvmRunSteps(vcpu: Vcpu, guest: GuestCode, options: RunOptions = {}): Steps<RunOutcome> {
   const { vm } = vcpu;

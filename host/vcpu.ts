@@ -6,7 +6,7 @@
 import { AP_RESET_HOLD, INVALID_PAGE, KVM_MP_STATE, mpStateName } from './kvm-constants.js';
 import { Lapic } from './lapic.js';
 import type { GuestCode, RunOutcome } from './outcome.js';
-import { kvmRunSteps, type RunOptions } from './run.js';
+import { kvmRunSteps, type RunOptions, vmgexitSteps } from './run.js';
 import { KvmMutex, runSteps, type Steps } from './steps.js';
 import type { Vm } from './vm.js';
 
@@ -110,6 +110,19 @@ export class Vcpu {
   /** The same iteration as atomic steps, for the scheduler. */
   runSteps(guest: GuestCode, options: RunOptions = {}): Steps<RunOutcome> {
     return kvmRunSteps(this, guest, options);
+  }
+
+  /**
+   * The guest running on this vCPU executes VMGEXIT now (it has written the GHCB and the GHCB MSR):
+   * KVM's handling without a new VMRUN of this vCPU. Throws unless the vCPU is RUNNABLE.
+   */
+  vmgexit(): RunOutcome {
+    return runSteps(vmgexitSteps(this));
+  }
+
+  /** `vmgexit()` as atomic steps, for the scheduler. */
+  vmgexitSteps(): Steps<RunOutcome> {
+    return vmgexitSteps(this);
   }
 
   /** KVM_GET_MP_STATE. */
