@@ -8,6 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import { AccessKind, MappingSize, Platform, type Rmp } from '../psp-firmware/index.js';
@@ -205,9 +206,13 @@ export const rmpCheckSuite: BenchSuite = {
         ? { label: '64 MiB RMP (16 GiB host)', pages: 1 << 22, checks: 1 << 18, inCache: false }
         : { label: '1 GiB RMP (256 GiB host)', pages: 1 << 26, checks: 1 << 20, inCache: false },
     ];
+    // Other processes on the machine skew both sides; the load average is logged and kept in the notes.
+    const load = () => loadavg()[0]!.toFixed(2);
+    options.log(`rmp-check: load average ${load()} at start`);
     const native = buildNative(options.log);
     const rows: BenchRow[] = [];
     for (const t of tables) rows.push(...(await measureTable(t, options, native)));
-    return rows;
+    options.log(`rmp-check: load average ${load()} at end`);
+    return rows.map((r) => ({ ...r, notes: `${r.notes ?? ''}; load average ${load()}` }));
   },
 };

@@ -10,7 +10,10 @@ import {
   hostAccessBatchPfn,
   hostAccessCheck,
 } from './cpu/access.js';
-import { type AccessKind, MappingSize } from './cpu/codes.js';
+import type { AccessKind, MappingSize } from './cpu/codes.js';
+
+const MAPPING_4K = 0; // MappingSize.SIZE_4K
+
 import type { PvalidateResult, RmpadjustResult, RmpqueryResult } from './cpu/fault.js';
 import type { GuestContext } from './cpu/guest-context.js';
 import { pvalidate, rmpadjust, rmpquery } from './cpu/guest-instructions.js';
@@ -95,8 +98,9 @@ export class Platform implements Machine {
   // --- access checks (hot path: numbers in, a number out) ----------------------------------------
 
   /** Host access: 0 or the #PF error code (bit 31 RMP). */
-  hostAccess(spa: number, kind: AccessKind, mapping: MappingSize = MappingSize.SIZE_4K): number {
-    return hostAccessCheck(this.rmp, spa, kind, mapping);
+  hostAccess(spa: number, kind: AccessKind, mapping?: MappingSize): number {
+    // Not a default parameter: that would re-read MappingSize.SIZE_4K on every call of the hot path.
+    return hostAccessCheck(this.rmp, spa, kind, mapping === undefined ? MAPPING_4K : mapping);
   }
 
   /** Guest access with effective C-bit `cbit`: 0, 0x404 (#VC) or the NPF EXITINFO1. */
