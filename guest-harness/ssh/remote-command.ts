@@ -15,13 +15,13 @@ export function shellQuote(arg: string): string {
   return `'${arg.replaceAll("'", "'\\''")}'`;
 }
 
-/** Checks one argument; `what` names it in the error. */
-export function checkRemoteArg(arg: string, what: string): string {
-  if (!REMOTE_ARG_RE.test(arg) || arg.startsWith('-'))
+/** Checks one argument; `what` names it in the error. Options (`-x`) only where `option` allows. */
+export function checkRemoteArg(arg: string, what: string, option = false): string {
+  if (!REMOTE_ARG_RE.test(arg) || (!option && arg.startsWith('-')))
     throw new SnpsimError(
       SnpsimErrorCode.INPUT_INVALID,
-      `${what} ${JSON.stringify(arg)} is not allowed in a remote command: use only [A-Za-z0-9._/+=:@,-], ` +
-        'not starting with -',
+      `${what} ${JSON.stringify(arg)} is not allowed in a remote command: use only [A-Za-z0-9._/+=:@,-]` +
+        `${option ? '' : ', not starting with -'}`,
       { value: arg },
     );
   return arg;
@@ -38,8 +38,11 @@ export function checkRemotePath(path: string, what: string): string {
   return path;
 }
 
-/** The command string for an argv whose every element passes checkRemoteArg. */
+/**
+ * The command string for an argv whose every element passes checkRemoteArg; the program (argv[0])
+ * may not look like an option, later arguments may.
+ */
 export function remoteCommand(argv: readonly string[], what = 'argument'): string {
   if (argv.length === 0) throw new SnpsimError(SnpsimErrorCode.INPUT_INVALID, `${what}: empty command`);
-  return argv.map((arg) => shellQuote(checkRemoteArg(arg, what))).join(' ');
+  return argv.map((arg, i) => shellQuote(checkRemoteArg(arg, what, i > 0))).join(' ');
 }

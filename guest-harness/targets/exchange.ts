@@ -108,13 +108,13 @@ export function exchange(
       timer = setTimeout(() => {
         const what =
           hello === undefined
-            ? 'the hello line'
+            ? `no hello line within ${limit} ms`
             : index < total
-              ? `the response to step ${index + 1} of ${total} (${request?.verb})`
-              : 'the agent to exit after its last response';
+              ? `no response to step ${index + 1} of ${total} (${request?.verb}) within ${limit} ms`
+              : `the agent did not exit within ${limit} ms of its last response`;
         fail(
           SnpsimErrorCode.STEP_TIMEOUT,
-          `${where}: no ${what} within ${limit} ms; ${responses.length} of ${total} responses received`,
+          `${where}: ${what}; ${responses.length} of ${total} responses received`,
         );
       }, limit);
     };

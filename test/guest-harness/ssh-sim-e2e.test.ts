@@ -340,7 +340,7 @@ test('a step that never answers is STEP_TIMEOUT with the earlier responses; the 
   assert.equal(result.error?.code, SnpsimErrorCode.STEP_TIMEOUT);
   assert.match(
     result.error?.message ?? '',
-    /no the response to step 2 of 3 \(pv-kick\) within 200 ms; 1 of 3 responses received/,
+    /no response to step 2 of 3 \(pv-kick\) within 200 ms; 1 of 3 responses received/,
   );
   assert.equal(result.responses.length, 1);
   const next = await target.runBatch([{ verb: 'sev-info' }], { stepTimeoutMs: 2000 });
