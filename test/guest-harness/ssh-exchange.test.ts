@@ -198,7 +198,7 @@ for (const [name, script, code, message, kept] of cases) {
 }
 
 test('a wait-marker step gets its timeout_ms on top of the step timeout', async () => {
-  const r = await run([{ verb: 'wait-marker', h: 0, timeoutMs: 500 }], { out: [HELLO + '\n'] }, 50);
+  const r = await run([{ verb: 'wait-marker', h: 0, timeoutMs: 500 }], { out: [`${HELLO}\n`] }, 50);
   assert.equal(r.error?.code, SnpsimErrorCode.STEP_TIMEOUT);
   assert.match(r.error?.message ?? '', /within 550 ms/);
 });
@@ -208,7 +208,9 @@ test("an exception in onResponse is the caller's bug: it rejects, the channel is
   const listeners: ((c: Buffer) => void)[] = [];
   const channel: AgentChannel = {
     sendAndEnd: () =>
-      setImmediate(() => listeners.forEach((l) => l(Buffer.from(`${HELLO}\n1 err code=busy\n`)))),
+      setImmediate(() => {
+        for (const l of listeners) l(Buffer.from(`${HELLO}\n1 err code=busy\n`));
+      }),
     onStdout: (l) => void listeners.push(l),
     onStderr: () => undefined,
     onExit: () => undefined,
