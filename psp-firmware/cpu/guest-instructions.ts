@@ -136,9 +136,9 @@ function toBigint(v: bigint | number): bigint | undefined {
  * Order (VeriSMo's, ap-creation.md §C.5, with the open points as profile fields):
  * #UD outside SNP; #GP(0) at CPL != 0; FAIL_INPUT (size not 0/1, address not aligned to the size,
  * RDX bits 63:17 or mask bits 7:5 set, target VMPL >= vmplCount); target VMPL <= current →
- * FAIL_PERMISSION; ownership → NPF; VMSA in use by another vCPU → profile.rmpadjustInUseVmsa; not
- * validated → profile.rmpadjustNotValidated; 4K request on a 2 MB entry → NPF SIZEM, 2M on 4K →
- * FAIL_SIZEMISMATCH; permissions not a subset of the current VMPL's → FAIL_PERMISSION; VMSA = 1 on a
+ * FAIL_PERMISSION; ownership → NPF; 4K request on a 2 MB entry → NPF SIZEM; VMSA in use by another
+ * vCPU → profile.rmpadjustInUseVmsa; not validated → profile.rmpadjustNotValidated; 2M request on a 4K
+ * entry → FAIL_SIZEMISMATCH; permissions not a subset of the current VMPL's → FAIL_PERMISSION; VMSA = 1 on a
  * 2 MB page at VMPL0 → profile.rmpadjustVmsaOn2M. Effect: the target VMPL's mask; the VMSA bit only
  * when executing at VMPL0 (ignored otherwise).
  */
@@ -166,6 +166,8 @@ export function rmpadjust(
 
   const r = resolve(m, ctx, gpa, true);
   if (isFault(r)) return r;
+  // VeriSMo puts this size mismatch with the nested-page-fault checks, before Validated.
+  if (size === 0 && r.is2M) return npf(GUEST_NPF_RMP + PfErr.WRITE + PfErr.SIZEM);
   if (m.inUse.otherUser(r.pfn, ctx.cpu) !== undefined) {
     if (m.profile.rmpadjustInUseVmsa === 'npf') return npf(GUEST_NPF_RMP + PfErr.WRITE);
     return { kind: 'eax', eax: RmpStatus.FAIL_INUSE };
@@ -182,7 +184,6 @@ export function rmpadjust(
         break;
     }
   }
-  if (size === 0 && r.is2M) return npf(GUEST_NPF_RMP + PfErr.WRITE + PfErr.SIZEM);
   if (size === 1 && (r.w0 & W0_PAGESIZE) === 0) return { kind: 'eax', eax: RmpStatus.FAIL_SIZEMISMATCH };
   const { rmp } = m;
   const w2 = rmp.word(r.entryPfn, 2);

@@ -6,10 +6,8 @@
 import {
   ASID_MASK,
   GFN_BITS,
-  GFN_LO_MASK,
   PAGE_SIZE,
   TWO_POW_20,
-  VMPL_PERM_RESERVED,
   W0_ASSIGNED,
   W0_GFN_SHIFT,
   W0_IMMUTABLE,
@@ -204,11 +202,3 @@ export function formatRmpEntryLinux(bytes: Uint8Array): string {
   const { lo, hi } = entryQuadwords(bytes);
   return `[0x${lo.toString(16).padStart(16, '0')} - 0x${hi.toString(16).padStart(16, '0')}]`;
 }
-
-/** Masks helper for permission validation: true when a mask sets reserved bits 5-7. */
-export function permHasReservedBits(mask: number): boolean {
-  return (mask & VMPL_PERM_RESERVED) !== 0;
-}
-
-/** GFN low mask re-export for callers composing GFNs. */
-export const ENTRY_GFN_LO_MASK = GFN_LO_MASK;

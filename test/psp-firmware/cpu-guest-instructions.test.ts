@@ -253,6 +253,20 @@ function makeRunning(p: Platform, gpa: number): void {
   assert.equal(p.vmrun({ cpu: 0, asid: ASID, vmsaPa: OFF + gpa, vmsaGpa: gpa }).kind, 'entered');
 }
 
+test('RMPADJUST order: a 4K request on an unvalidated 2 MB page is an NPF SIZEM, not #VC (VeriSMo)', () => {
+  const p = setup(CPU_PROFILES.genoa, false);
+  assert.deepEqual(p.rmpadjust(ctx(), 0x201000, 0, 1), {
+    kind: 'npf',
+    exitInfo1: NPF_RMP + PfErr.WRITE + PfErr.SIZEM,
+  });
+  assert.deepEqual(p.rmpadjust(ctx(), 0x200000, 1, 1), { kind: 'vc', errorCode: VC_PAGE_NOT_VALIDATED });
+  // A 2M request on an unvalidated 4K entry: Validated is checked before that size mismatch.
+  p.rmpupdate(OFF, { gpa: 0, assigned: true, pageSize: 0, immutable: false, asid: ASID });
+  assert.deepEqual(p.rmpadjust(ctx(), 0x0, 1, 1), { kind: 'vc', errorCode: VC_PAGE_NOT_VALIDATED });
+  p.pvalidate(ctx(), 0x0, 0, 1);
+  assert.deepEqual(p.rmpadjust(ctx(), 0x0, 1, 1), eax(S.FAIL_SIZEMISMATCH));
+});
+
 test('RMPADJUST open points follow the profile', () => {
   const g = CPU_PROFILES.genoa;
   const notValidated = (profile: CpuProfile) => {
