@@ -70,6 +70,7 @@ export {
   type Enumeration,
   enumerate,
   type Interleaving,
+  runChoices,
   runOrder,
   type ScheduleRun,
   sequence,

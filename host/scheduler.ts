@@ -183,6 +183,21 @@ export function runOrder<W>(spec: Interleaving<W>, order: readonly number[]): Sc
 }
 
 /**
+ * A random-walk run for fuzzing: at step i the scheduler takes the (choices[i] mod n)-th of the n
+ * activities able to step (lowest index first once `choices` is used up). Always feasible.
+ */
+export function runChoices<W>(spec: Interleaving<W>, choices: readonly number[]): ScheduleRun<W> {
+  const replay = new Replay(spec);
+  for (let i = 0; ; i++) {
+    const able = replay.enabledIndexes();
+    if (able.length === 0) return replay.finish();
+    const c = choices[i];
+    const pick = c === undefined ? able[0] : able[Math.abs(Math.trunc(c)) % able.length];
+    replay.step(pick ?? 0);
+  }
+}
+
+/**
  * Every feasible order of the activities' steps (depth first, each prefix replayed from scratch),
  * grouped by observation. `maxRuns` bounds the number of complete orders tried.
  */
