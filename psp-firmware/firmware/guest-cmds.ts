@@ -20,11 +20,10 @@ import {
   writeRmp,
 } from './core.js';
 import { GuestContextPage } from './guest-context.js';
+import { SnpPolicy } from './launch.js';
 import { SnpGuestState } from './state.js';
 import { SevStatus } from './status.js';
 
-/** POLICY.SINGLE_SOCKET, bit 20 [LX SNP_POLICY_MASK_SINGLE_SOCKET]. */
-export const POLICY_SINGLE_SOCKET = 1n << 20n;
 /** Per-ASID counters in the RMP bookkeeping area [FW RMP_NUM_ASID_COUNTERS]. */
 const RMP_ASID_COUNTERS = 2048;
 
@@ -109,7 +108,7 @@ export function snpActivate(fw: FirmwareCore, b: Uint8Array): number {
       `the RMP still holds ${count} assigned page(s) with ASID ${asid}`,
     );
   }
-  if ((ctx.policy & POLICY_SINGLE_SOCKET) !== 0n && fw.profile.sockets > 1) {
+  if ((ctx.policy & SnpPolicy.SINGLE_SOCKET) !== 0n && fw.profile.sockets > 1) {
     return fw.fail(
       SevStatus.POLICY_FAILURE,
       `POLICY.SINGLE_SOCKET on a ${fw.profile.sockets}-socket platform`,

@@ -4,7 +4,6 @@
  * message counters, HOST_DATA, ID block and key digests, report IDs. The model keeps it in a
  * firmware-private map keyed by the Context page's PFN; the page itself only holds zeros for the host.
  */
-import { randomBytes } from 'node:crypto';
 import { SnpGuestState } from './state.js';
 
 /** ASID binding of a guest [FW SEV_GUEST_FLAGS_PENDING_FLAG / ACTIVE_FLAG]. */
@@ -60,14 +59,6 @@ export class GuestContextPage {
   constructor(launchTcb: bigint, createdBy: { apiMajor: number; apiMinor: number; buildId: number }) {
     this.launchTcb = launchTcb;
     this.createdBy = Object.freeze({ ...createdBy });
-  }
-
-  /** LAUNCH_START key generation: OEK, VMPCK0-3, VMRK, REPORT_ID from the TRNG [FW sev_hal_trng]. */
-  generateLaunchKeys(random: (n: number) => Uint8Array = (n) => new Uint8Array(randomBytes(n))): void {
-    this.oek.set(random(32));
-    for (const k of this.vmpck) k.set(random(VMPCK_SIZE));
-    this.vmrk.set(random(32));
-    this.reportId.set(random(32));
   }
 
   /** ID block fields the report and key derivation use. */

@@ -245,6 +245,12 @@ describe('SNP_DBG_DECRYPT / SNP_DBG_ENCRYPT', () => {
     s.platform.memory.write(0x32_0000, new Uint8Array(4096).fill(0x77));
     expectStatus(s.fw, s.fw.dbgEncrypt(gctx, 0x32_0000, 0x31_0000), SevStatus.SUCCESS);
     assert.deepEqual(s.platform.memory.read(0x31_0000, 4096), new Uint8Array(4096).fill(0x77));
+    expectStatus(
+      s.fw,
+      s.fw.dbgEncrypt(gctx, 1 << 30, 0x31_0000),
+      SevStatus.INVALID_ADDRESS,
+      'source outside memory',
+    );
   });
 
   it('resolves a 4K address inside a 2 MB guest page through the 2 MB entry', () => {

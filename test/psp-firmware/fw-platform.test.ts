@@ -48,6 +48,7 @@ describe('SNP_INIT / SNP_INIT_EX', () => {
     const platform = new Platform({ memoryBytes: 16 * MiB, snpEnabled: false });
     const fw = new Firmware(platform, GENOA_FIRMWARE);
     expectStatus(fw, fw.snpInit(), SevStatus.INVALID_CONFIG);
+    expectStatus(fw, fw.snpInitEx(), SevStatus.INVALID_CONFIG);
     assert.equal(fw.snpState, SnpPlatformState.UNINIT);
   });
 
@@ -136,6 +137,7 @@ describe('SNP_SHUTDOWN / SNP_SHUTDOWN_EX', () => {
     const { fw } = initSystem();
     fw.legacySevState = LegacySevState.WORKING;
     expectStatus(fw, fw.shutdown(), SevStatus.INVALID_PLATFORM_STATE);
+    expectStatus(fw, fw.shutdownEx(), SevStatus.INVALID_PLATFORM_STATE);
   });
 
   it('returns DFFLUSH_REQUIRED while an ASID is not clean, then succeeds after DF_FLUSH', () => {

@@ -70,6 +70,9 @@ describe('command table (firmware-rmp.md §D.4)', () => {
     expectStatus(fw, fw.command(0x001), SevStatus.INVALID_COMMAND, 'legacy SEV INIT');
     expectStatus(fw, fw.command(SnpCommandId.SNP_PAGE_MOVE, new Uint8Array(64)), SevStatus.UNSUPPORTED);
     assert.match(fw.lastError?.reason ?? '', /does not model/);
+    for (const c of COMMANDS.filter((r) => !r.handler)) {
+      expectStatus(fw, fw.command(c.id, new Uint8Array(64)), SevStatus.UNSUPPORTED, c.name);
+    }
   });
 
   it('refuses a buffer shorter than the struct with a RangeError naming the struct', () => {
