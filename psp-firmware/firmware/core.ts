@@ -101,6 +101,25 @@ export function lookupPage(fw: FirmwareCore, addr: bigint): PageLookup {
   return { status: SevStatus.SUCCESS, state: rmp.pageState(pfn), pfn, entry: rmp.entry(pfn) };
 }
 
+/**
+ * Looks up three command-buffer addresses in order, as the handlers taking a gctx and two pages do;
+ * the first address inside the RMP fails the command with INVALID_PARAM.
+ */
+export function lookupThree(
+  fw: FirmwareCore,
+  a: bigint,
+  b: bigint,
+  c: bigint,
+): { status: number; pages: readonly [PageLookup, PageLookup, PageLookup] } {
+  const pages = [lookupPage(fw, a), lookupPage(fw, b), lookupPage(fw, c)] as const;
+  for (let i = 0; i < 3; i++) {
+    if (pages[i]!.status !== SevStatus.SUCCESS) {
+      return { status: fw.fail(pages[i]!.status, `${hex([a, b, c][i]!)} lies inside the RMP`), pages };
+    }
+  }
+  return { status: SevStatus.SUCCESS, pages };
+}
+
 /** Names the state of a lookup for diagnostics. */
 export function describe(addr: bigint, l: PageLookup): string {
   return `page 0x${addr.toString(16)} is ${l.state}`;

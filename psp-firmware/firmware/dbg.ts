@@ -14,7 +14,7 @@ import {
   type FirmwareCore,
   hex,
   lookupGctx,
-  lookupPage,
+  lookupThree,
   needsInit,
   type PageLookup,
   readMemory,
@@ -54,16 +54,9 @@ export function snpDbgDecrypt(fw: FirmwareCore, b: Uint8Array): number {
   }
   const st = needsInit(fw);
   if (st !== SevStatus.SUCCESS) return st;
-  const gl = lookupPage(fw, gctx);
-  const sl0 = lookupPage(fw, src);
-  const dl0 = lookupPage(fw, dst);
-  for (const [l, a] of [
-    [gl, gctx],
-    [sl0, src],
-    [dl0, dst],
-  ] as const) {
-    if (l.status !== SevStatus.SUCCESS) return fw.fail(l.status, `${hex(a)} lies inside the RMP`);
-  }
+  const looked = lookupThree(fw, gctx, src, dst);
+  if (looked.status !== SevStatus.SUCCESS) return looked.status;
+  const [gl, sl0, dl0] = looked.pages;
   const sl = resolve2M(fw, sl0);
   const dl = resolve2M(fw, dl0);
   if (gl.state !== PageState.CONTEXT)
@@ -95,16 +88,9 @@ export function snpDbgEncrypt(fw: FirmwareCore, b: Uint8Array): number {
   if (((gctx | src | dst) & ADDR_RESERVED_MASK) !== 0n) {
     return fw.fail(SevStatus.INVALID_PARAM, 'DBG_ENCRYPT: an address has bits 11:0 set');
   }
-  const gl = lookupPage(fw, gctx);
-  const sl0 = lookupPage(fw, src);
-  const dl0 = lookupPage(fw, dst);
-  for (const [l, a] of [
-    [gl, gctx],
-    [sl0, src],
-    [dl0, dst],
-  ] as const) {
-    if (l.status !== SevStatus.SUCCESS) return fw.fail(l.status, `${hex(a)} lies inside the RMP`);
-  }
+  const looked = lookupThree(fw, gctx, src, dst);
+  if (looked.status !== SevStatus.SUCCESS) return looked.status;
+  const [gl, , dl0] = looked.pages; // the source is only looked up (INVALID_PARAM inside the RMP)
   const dl = resolve2M(fw, dl0);
   if (gl.state !== PageState.CONTEXT)
     return fw.fail(SevStatus.INVALID_GUEST, `gctx ${describe(gctx, gl)}, not Context`);

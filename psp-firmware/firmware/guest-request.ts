@@ -45,7 +45,7 @@ import {
   type FirmwareCore,
   hex,
   lookupGctx,
-  lookupPage,
+  lookupThree,
   needsInit,
   readMemory,
   spaOf,
@@ -205,16 +205,9 @@ export function snpGuestRequest(fw: FirmwareCore, b: Uint8Array): number {
     return fw.fail(SevStatus.INVALID_PARAM, `gctx ${hex(gctx)} has bits 11:0 set`);
   const st = needsInit(fw);
   if (st !== SevStatus.SUCCESS) return st;
-  const gl = lookupPage(fw, gctx);
-  const ql = lookupPage(fw, reqAddr);
-  const rl = lookupPage(fw, rspAddr);
-  for (const [l, a] of [
-    [gl, gctx],
-    [ql, reqAddr],
-    [rl, rspAddr],
-  ] as const) {
-    if (l.status !== SevStatus.SUCCESS) return fw.fail(l.status, `${hex(a)} lies inside the RMP`);
-  }
+  const looked = lookupThree(fw, gctx, reqAddr, rspAddr);
+  if (looked.status !== SevStatus.SUCCESS) return looked.status;
+  const [gl, ql, rl] = looked.pages;
   if (gl.state !== PageState.CONTEXT)
     return fw.fail(SevStatus.INVALID_GUEST, `gctx ${describe(gctx, gl)}, not Context`);
   if (rl.state !== PageState.FIRMWARE) {
