@@ -12,7 +12,7 @@ import {
   idAuthFields,
   keyDigest,
 } from '../attestation/id-block.js';
-import { SnpPageType } from '../measure/page-info.js';
+import { type PageInfoPerms, SnpPageType } from '../measure/page-info.js';
 import { PAGE_SIZE, PAGE_SIZE_2M, PAGES_PER_2M } from '../rmp/layout.js';
 import { PageState } from '../rmp/page-state.js';
 import { decodeLaunchFinish, decodeLaunchStart, decodeLaunchUpdate, putU64 } from './buffers.js';
@@ -138,6 +138,24 @@ export function snpLaunchStart(fw: FirmwareCore, b: Uint8Array): number {
 
 // ---- SNP_LAUNCH_UPDATE -----------------------------------------------------------------------
 
+/**
+ * One PAGE_INFO step of the measurement module on `digest` (GCTX.LD or GCTX.IMD), in place. Its
+ * inputs were checked by the handler, so a refusal is a model bug, not a firmware status.
+ */
+function extendDigest(
+  fw: FirmwareCore,
+  digest: Uint8Array,
+  type: number,
+  contents: Uint8Array | null,
+  gpa: number,
+  perms: PageInfoPerms,
+): void {
+  const ld = fw.launchDigest;
+  const err = ld.reset(digest) ?? ld.updatePage(type, contents, gpa, perms);
+  if (err) throw new Error(`SNP_LAUNCH_UPDATE: the PAGE_INFO step refused checked input: ${err.message}`);
+  ld.copyDigestTo(digest);
+}
+
 export function snpLaunchUpdate(fw: FirmwareCore, b: Uint8Array): number {
   const u = decodeLaunchUpdate(b);
   if (
@@ -192,7 +210,6 @@ export function snpLaunchUpdate(fw: FirmwareCore, b: Uint8Array): number {
   const perms = { vmpl1: u.vmpl1Perms, vmpl2: u.vmpl2Perms, vmpl3: u.vmpl3Perms, imi: u.imiPage };
   const base = pl.pfn * PAGE_SIZE;
   const steps = entry.pageSize === 1 ? PAGES_PER_2M : 1;
-  const ld = fw.launchDigest;
   for (let k = 0; k < steps; k++) {
     const spa = base + k * PAGE_SIZE;
     const page = readMemory(fw, spa, PAGE_SIZE);
@@ -206,14 +223,8 @@ export function snpLaunchUpdate(fw: FirmwareCore, b: Uint8Array): number {
       if (c.result !== 'ok') return fw.fail(SevStatus.INVALID_PARAM, c.message);
     }
     const measured = t === SnpPageType.NORMAL || t === SnpPageType.VMSA ? page : null;
-    ld.reset(ctx.measurement);
-    ld.updatePage(t, measured, entry.gpa + k * PAGE_SIZE, perms);
-    ld.copyDigestTo(ctx.measurement);
-    if (u.imiPage) {
-      ld.reset(ctx.imd);
-      ld.updatePage(t, measured, entry.gpa + k * PAGE_SIZE, perms);
-      ld.copyDigestTo(ctx.imd);
-    }
+    extendDigest(fw, ctx.measurement, t, measured, entry.gpa + k * PAGE_SIZE, perms);
+    if (u.imiPage) extendDigest(fw, ctx.imd, t, measured, entry.gpa + k * PAGE_SIZE, perms);
     if (
       t === SnpPageType.VMSA &&
       (page[VMSA_SEV_FEATURES]! | (page[VMSA_SEV_FEATURES + 1]! << 8)) & SEV_FEATURES_SECURE_TSC
