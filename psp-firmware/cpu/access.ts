@@ -113,6 +113,13 @@ export function hostAccessBatch(
   return code === 0 ? 0 : faults;
 }
 
+/** 4K-mapping Hypervisor-Owned failure (0/1) of `pfn` in a flat table `t`; not covered → 0. */
+function flat4k(t: Uint32Array, covered: number, pfn: number): number {
+  if (pfn >= covered) return 0;
+  const hw0 = t[(pfn & ~511) << 2]!;
+  return (t[pfn << 2]! | (hw0 & (hw0 >>> 1))) & 1;
+}
+
 /** Set bits of a 32-bit word. */
 function popcount32(v: number): number {
   v -= (v >>> 1) & 0x55555555;
@@ -155,12 +162,24 @@ export function hostAccessBatchPfn(
     let bits = 0;
     if (chunks.length === 1 && mapping === 0) {
       const t = chunks[0]!;
-      for (let i = base; i < end; i++) {
-        const pfn = pfns[i]!;
-        if (pfn < covered) {
-          const hw0 = t[(pfn & ~511) << 2]!;
-          bits |= ((t[pfn << 2]! | (hw0 & (hw0 >>> 1))) & 1) << (i - base);
+      if (end - base === 32) {
+        // Unrolled by 8: V8 re-checks a typed array's map and reloads its length and data pointer on
+        // each loop iteration, but only once per straight-line block.
+        for (let j = 0; j < 32; j += 8) {
+          const i = base + j;
+          bits |=
+            (flat4k(t, covered, pfns[i]!) |
+              (flat4k(t, covered, pfns[i + 1]!) << 1) |
+              (flat4k(t, covered, pfns[i + 2]!) << 2) |
+              (flat4k(t, covered, pfns[i + 3]!) << 3) |
+              (flat4k(t, covered, pfns[i + 4]!) << 4) |
+              (flat4k(t, covered, pfns[i + 5]!) << 5) |
+              (flat4k(t, covered, pfns[i + 6]!) << 6) |
+              (flat4k(t, covered, pfns[i + 7]!) << 7)) <<
+            j;
         }
+      } else {
+        for (let i = base; i < end; i++) bits |= flat4k(t, covered, pfns[i]!) << (i - base);
       }
     } else {
       for (let i = base; i < end; i++) {
