@@ -165,6 +165,8 @@ export function* snpApCreation(issuer: Vcpu, input: ApCreationInput): Steps<ApCr
   const none = vm.vmsaNone;
   const gpa = input.info2;
   yield* lock(target.snpVmsaMutex, `vCPU ${issuer.vcpuId}: lock vCPU ${apicId} snp_vmsa_mutex`);
+  // Whether the target is already created is judged on its state before this request touches it.
+  const created = onlineError(target);
 
   let error: string | undefined;
   let kick: boolean;
@@ -181,7 +183,7 @@ export function* snpApCreation(issuer: Vcpu, input: ApCreationInput): Steps<ApCr
           kick = false;
           if (!policy.applyViaVcpuReset) target.snpVmsaUpdateOnInit = true;
         }
-        error = gpaError(issuer, gpa) ?? onlineError(target);
+        error = gpaError(issuer, gpa) ?? created;
         if (error === undefined) target.snpVmsaGpa = gpa;
       } else if (request !== SVM_VMGEXIT_AP_DESTROY) {
         error = `vmgexit: invalid AP creation request [${hex(request)}] from guest`;
@@ -190,8 +192,7 @@ export function* snpApCreation(issuer: Vcpu, input: ApCreationInput): Steps<ApCr
   } else {
     // 6.15+ (d26638bfcdfc) and the reviewer: every check before any change; no kick on error.
     if (request === SVM_VMGEXIT_AP_CREATE_ON_INIT || request === SVM_VMGEXIT_AP_CREATE) {
-      error =
-        sevFeaturesError(policy, input.rax, vm.vmsaFeatures) ?? gpaError(issuer, gpa) ?? onlineError(target);
+      error = sevFeaturesError(policy, input.rax, vm.vmsaFeatures) ?? gpaError(issuer, gpa) ?? created;
     } else if (request !== SVM_VMGEXIT_AP_DESTROY) {
       error = `vmgexit: invalid AP creation request [${hex(request)}] from guest`;
     }

@@ -46,7 +46,7 @@ function kicked(vcpu: Vcpu): boolean {
 /** In-kernel loop iterations before the model reports the vCPU as spinning. */
 const MAX_ITERATIONS = 16;
 
-/** #PF/#NPF error-code bit 31 (RMP) and bit 35 (SIZEM) [LX] PFERR_GUEST_RMP/SIZEM. */
+/** #NPF EXITINFO1 bit 31: an RMP fault [LX] PFERR_GUEST_RMP_BIT. */
 const PFERR_RMP = 2 ** 31;
 
 function blocked(vcpu: Vcpu, events: RunEvent[], spinning: boolean): RunOutcome {

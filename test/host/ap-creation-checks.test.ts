@@ -286,3 +286,14 @@ test('v5: a VMSA GPA outside every memslot is KVM_EXIT_INTERNAL_ERROR when appli
     assert.ok(run.events.some((e) => e.kind === 'update-applied' && e.failure === 'no-memslot'));
   }
 });
+
+test('rejectCreateWhenOnline judges the target before a 6.11-style request resets its pending state', () => {
+  const vm = makeSystem({ ...policyOf('linux-6.11'), rejectCreateWhenOnline: 'always' }).vm;
+  startAp(vm, 1);
+  vm.vcpu(1).run(halt);
+  const before = apSnapshot(vm);
+  const r = runSteps(snpApCreation(vm.vcpu(0), { info1: CREATE, info2: V, rax: vm.vmsaFeatures }));
+  assert.equal(r.accepted, false, 'the AP runs its launch VMSA, so it is created');
+  assert.equal(r.kicked, true, '6.11 still kicks it (state change on error)');
+  assert.notEqual(apSnapshot(vm), before);
+});

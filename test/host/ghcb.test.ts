@@ -18,6 +18,7 @@ import {
   KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
   KVM_MP_STATE,
   KVM_SYSTEM_EVENT_SEV_TERM,
+  Kvm,
   pscRequest,
   regGpaRequest,
   SNP_PAGE_STATE_PRIVATE,
@@ -26,14 +27,18 @@ import {
   sevInfoResponse,
   termRequest,
 } from '../../host/index.js';
+import { BSP_EIP, buildVmsa, createSnpSystem, VmmType } from '../../psp-firmware/index.js';
 import {
   apInfo1,
+  GUEST_RAM,
   ghcbAt,
   ghcbGpaOf,
   halt,
+  MiB,
   makeSystem,
   msrCall,
   nae,
+  policyOf,
   setupGhcb,
   startAp,
   vmgexitWith,
@@ -293,4 +298,29 @@ test('KVM_HC_KICK_CPU through the GHCB sets the target pv_unhalted; CPL 3 gets -
   assert.equal(unknown.ghcb.get('rax'), BigInt.asUintN(64, -1000n), '-KVM_ENOSYS');
   const woken = vm.vcpu(1).run(halt);
   assert.ok(woken.events.some((e) => e.kind === 'woken' && e.from === KVM_MP_STATE.HALTED));
+});
+
+test('an SEV-ES (non-SNP) VM: AP Creation fails validation on 6.11, GHCB registration terminates the guest', () => {
+  const { platform, firmware } = createSnpSystem({ memoryBytes: 64 * MiB, init: true });
+  const kvm = new Kvm({ platform, firmware });
+  const created = kvm.createVm({
+    policy: policyOf('linux-6.11'),
+    vmType: 'sev-es',
+    memory: [{ gpa: 0, bytes: GUEST_RAM }],
+    vcpus: 1,
+  });
+  assert.ok(created.ok);
+  const { vm } = created;
+  const bsp = vm.vcpu(0);
+  const image = buildVmsa({ eip: BSP_EIP, vcpuSignature: 0, sevFeatures: 0n, vmmType: VmmType.QEMU });
+  platform.memory.write(bsp.launchVmsaPa ?? 0, image);
+  const r = nae(bsp, { exitCode: SVM_VMGEXIT.AP_CREATION, info1: apInfo1(0, 1), info2: 0x21000n, rax: 0n });
+  assert.equal(r.outcome.kind, 'exit', r.outcome.detail);
+  assert.deepEqual([r.info1, r.info2], [2n, GHCB_ERR.MISSING_INPUT], 'AP Creation needs an SNP guest');
+  const reg = msrCall(bsp, regGpaRequest(0x10n));
+  assert.equal(reg.outcome.kind, 'userspace');
+  assert.equal(
+    reg.outcome.kind === 'userspace' ? reg.outcome.systemEvent?.type : 0,
+    KVM_SYSTEM_EVENT_SEV_TERM,
+  );
 });
