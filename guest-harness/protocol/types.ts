@@ -184,7 +184,7 @@ export type AgentResponse = AgentReply & { readonly seq: number };
 export type ProtocolErrorReason =
   | 'empty-line'
   | 'too-long'
-  | 'no-newline'
+  | 'unterminated'
   | 'bad-byte'
   | 'bad-spacing'
   | 'bad-seq'

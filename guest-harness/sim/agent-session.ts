@@ -13,7 +13,7 @@ import {
   MAX_LINE_BYTES,
   type ProtocolError,
 } from '../protocol/index.js';
-import type { AgentBackend } from './backend.js';
+import { type AgentBackend, SimGuestStopped } from './backend.js';
 
 export interface AgentIo {
   /** stdin. */
@@ -26,8 +26,10 @@ export interface AgentIo {
 
 /** sysexits.h EX_SOFTWARE: the backend threw (a bug), the run stops. */
 export const EXIT_INTERNAL = 70;
+/** Not an exit status: the simulated guest stopped; the transport ends the run without one. */
+export const GUEST_STOPPED = -1;
 
-/** Serves one agent run; resolves with the exit status. */
+/** Serves one agent run; resolves with the exit status, or GUEST_STOPPED. */
 export async function serveAgent(io: AgentIo, backend: AgentBackend): Promise<number> {
   io.write(`${encodeHello(backend.hello())}\n`);
   const session = backend.openSession();
@@ -39,16 +41,17 @@ export async function serveAgent(io: AgentIo, backend: AgentBackend): Promise<nu
     if (error.seq !== undefined && error.seq > lastSeq) lastSeq = error.seq;
     io.write(`${encodeBadRequest(error)}\n`);
   };
-  const handle = async (line: string): Promise<boolean> => {
+  /** Answers one line; returns undefined to go on, or the status the run ends with. */
+  const handle = async (line: string): Promise<number | undefined> => {
     const decoded = decodeRequest(line);
     if (!decoded.ok) {
       badRequest(decoded.error);
-      return true;
+      return undefined;
     }
     const { seq, request } = decoded.value;
     if (seq <= lastSeq) {
       badRequest({ reason: 'seq-order', message: `seq ${seq} after ${lastSeq}`, seq });
-      return true;
+      return undefined;
     }
     lastSeq = seq;
     let reply: AgentReply;
@@ -59,13 +62,14 @@ export async function serveAgent(io: AgentIo, backend: AgentBackend): Promise<nu
         throw new Error(`backend answered ${request.verb} with a ${reply.verb} reply`);
       text = encodeResponse(seq, reply);
     } catch (error) {
+      if (error instanceof SimGuestStopped) return GUEST_STOPPED;
       io.writeError(
         `snpsim-agent: internal error on seq ${seq} (${request.verb}): ${(error as Error).message}\n`,
       );
-      return false;
+      return EXIT_INTERNAL;
     }
     io.write(`${text}\n`);
-    return true;
+    return undefined;
   };
 
   // Iterated by hand: leaving a for-await early would destroy the stream, and with it the channel
@@ -91,7 +95,10 @@ export async function serveAgent(io: AgentIo, backend: AgentBackend): Promise<nu
                 ? { seq: head.error.seq }
                 : {}),
           });
-        } else if (!(await handle(line))) return EXIT_INTERNAL;
+        } else {
+          const end = await handle(line);
+          if (end !== undefined) return end;
+        }
         newline = pending.indexOf('\n');
       }
       if (pending.length + 1 > MAX_LINE_BYTES) {
@@ -104,7 +111,7 @@ export async function serveAgent(io: AgentIo, backend: AgentBackend): Promise<nu
       const head = decodeRequest(pending.slice(0, 24));
       const seq = head.ok ? head.value.seq : head.error.seq;
       badRequest({
-        reason: 'no-newline',
+        reason: 'unterminated',
         message: 'input ended inside a line',
         ...(seq !== undefined ? { seq } : {}),
       });

@@ -9,7 +9,11 @@
 import type { AgentHello, AgentReply, AgentRequest } from '../protocol/index.js';
 
 export interface AgentBackendSession {
-  /** Answers one request (already validated by the codec); `reply.verb` must equal `request.verb`. */
+  /**
+   * Answers one request (already validated by the codec); `reply.verb` must equal `request.verb`.
+   * Throw SimGuestStopped when the simulated guest died: the run ends the way a dead guest's does.
+   * Any other exception is a backend bug (stderr message, exit status 70).
+   */
   execute(request: AgentRequest): AgentReply | Promise<AgentReply>;
   /** End of the batch (EOF on stdin, or the channel closed): release its handles. */
   close(): void | Promise<void>;
@@ -31,3 +35,15 @@ export interface AgentBackendOptions {
 
 /** Creates a backend; throws SnpsimError (POLICY_INVALID, PROFILE_INVALID, USAGE) on bad options. */
 export type AgentBackendFactory = (options: AgentBackendOptions) => AgentBackend | Promise<AgentBackend>;
+
+/**
+ * Thrown by a session when the simulated guest has stopped (VM dead): the sim server closes the
+ * channel with no answer, no stderr and no exit status, as a guest that died would; the stdio agent
+ * kills itself with SIGKILL.
+ */
+export class SimGuestStopped extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'SimGuestStopped';
+  }
+}

@@ -1,10 +1,11 @@
 /** The simulated guest: backend interface, built-in protocol backend, agent session, ssh2 server. */
-export { type AgentIo, EXIT_INTERNAL, serveAgent } from './agent-session.js';
-export type {
-  AgentBackend,
-  AgentBackendFactory,
-  AgentBackendOptions,
-  AgentBackendSession,
+export { type AgentIo, EXIT_INTERNAL, GUEST_STOPPED, serveAgent } from './agent-session.js';
+export {
+  type AgentBackend,
+  type AgentBackendFactory,
+  type AgentBackendOptions,
+  type AgentBackendSession,
+  SimGuestStopped,
 } from './backend.js';
 export { DEFAULT_SIM_BACKEND, simBackends } from './backends.js';
 export {

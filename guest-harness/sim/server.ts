@@ -16,7 +16,7 @@ import {
   type ServerChannel,
   type Session,
 } from '../ssh/ssh2.js';
-import { serveAgent } from './agent-session.js';
+import { GUEST_STOPPED, serveAgent } from './agent-session.js';
 import type { AgentBackend } from './backend.js';
 import { ephemeralHostKey, type HostKeyMaterial } from './keys.js';
 
@@ -174,6 +174,10 @@ function runAgent(channel: ServerChannel, backend: AgentBackend): void {
   ).then(
     (status) => {
       if (!open) return;
+      if (status === GUEST_STOPPED) {
+        channel.close();
+        return;
+      }
       channel.exit(status);
       channel.end();
     },

@@ -2,11 +2,12 @@
  * The simulated agent on stdin/stdout: `node dist/guest-harness/sim/stdio-agent.js [--backend NAME]
  * [--policy P] [--profile F]`. The same protocol and backends as `snpsim sim-guest`, so that a real
  * OpenSSH sshd can run it as the agent command (tests, or a VM without the module).
- * Exit status: 0 after EOF, 2 on bad arguments, 70 when the backend failed.
+ * Exit status: 0 after EOF, 2 on bad arguments, 70 when the backend failed; killed by SIGKILL when
+ * the simulated guest stopped.
  */
 import { parseArgs } from 'node:util';
 import { SnpsimError } from '../errors.js';
-import { serveAgent } from './agent-session.js';
+import { GUEST_STOPPED, serveAgent } from './agent-session.js';
 import { DEFAULT_SIM_BACKEND, simBackends } from './backends.js';
 
 async function main(): Promise<number> {
@@ -40,7 +41,7 @@ async function main(): Promise<number> {
     process.stderr.write(`snpsim-agent (stdio): ${message}\n`);
     return 2;
   }
-  return serveAgent(
+  const status = await serveAgent(
     {
       input: process.stdin,
       write: (text) => process.stdout.write(text),
@@ -48,6 +49,9 @@ async function main(): Promise<number> {
     },
     backend,
   );
+  // A stopped guest ends the way a dead one does: abruptly, without a status of its own.
+  if (status === GUEST_STOPPED) process.kill(process.pid, 'SIGKILL');
+  return status;
 }
 
 process.exitCode = await main();

@@ -15,6 +15,7 @@ export {
   SshConnection,
   type SshConnectOptions,
 } from './connection.js';
+export { type RemoteResult, type RunRemoteOptions, runRemote } from './exec.js';
 export { blobKeyType, parseFingerprint, publicKeyLine, sshFingerprint } from './fingerprint.js';
 export {
   defaultKnownHostsFiles,

@@ -12,4 +12,5 @@ export type {
   ServerChannel,
   Session,
   SFTPWrapper,
+  Stats,
 } from 'ssh2';

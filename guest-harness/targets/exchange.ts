@@ -199,7 +199,9 @@ export function exchange(
       const status =
         exitSignal !== null
           ? `was killed by signal ${exitSignal}`
-          : `exited with status ${exitCode ?? 'unknown'}`;
+          : exitCode !== null
+            ? `exited with status ${exitCode}`
+            : 'channel closed without an exit status (guest dead?)';
       if (hello === undefined) {
         const hint =
           exitCode === 127
