@@ -252,3 +252,69 @@ test('enumerate reports a deadlock (ABBA locking) as stuck activities', () => {
   assert.match(canonicalJson(deadlocks[0]?.observation), /stuck/);
   assert.ok(e.outcomes.length === 2);
 });
+
+test("the issuer's steps: lock, then the kick under the lock (6.11) or after the unlock (RFC v4, strict)", () => {
+  for (const [preset, afterUnlock] of [
+    ['linux-6.11', false],
+    ['rfc-v4', true],
+    ['strict', true],
+  ] as const) {
+    const spec: Interleaving<Vm> = {
+      setup: () => {
+        const sys = makeSystem(preset);
+        bringUpAp(sys);
+        writeGhcb(sys.vm, ghcbGpaOf(0), {
+          exitCode: SVM_VMGEXIT.AP_CREATION,
+          info1: apInfo1(1, SVM_VMGEXIT_AP_DESTROY),
+          info2: 0n,
+          rax: sys.vm.vmsaFeatures,
+        });
+        sys.vm.vcpu(0).ghcbMsr = BigInt(ghcbGpaOf(0));
+        return sys.vm;
+      },
+      activities: [{ name: 'BSP', start: (vm) => vm.vcpu(0).vmgexitSteps() }],
+    };
+    const labels = runOrder(spec, []).trace.map((t) => t.label);
+    assert.deepEqual(
+      labels,
+      afterUnlock
+        ? ['BSP: start', 'vCPU 0: lock vCPU 1 snp_vmsa_mutex', 'vCPU 0: unlocked vCPU 1, kick next']
+        : ['BSP: start', 'vCPU 0: lock vCPU 1 snp_vmsa_mutex'],
+      preset,
+    );
+  }
+});
+
+test('a target whose snp_vmsa_mutex is held cannot apply its update until the issuer unlocks', () => {
+  const spec: Interleaving<Vm> = {
+    setup: () => {
+      const sys = makeSystem('linux-6.11');
+      bringUpAp(sys);
+      sys.vm.vcpu(1).snpVmsaMutex.locked = true;
+      sys.vm.vcpu(1).reqUpdateProtectedGuestState = true;
+      return sys.vm;
+    },
+    activities: [
+      { name: 'AP 1', start: (vm) => vm.vcpu(1).runSteps(spin) },
+      atomic('owner unlocks', (vm) => {
+        vm.vcpu(1).snpVmsaMutex.locked = false;
+        return 'unlocked';
+      }),
+    ],
+  };
+  const e = enumerate(spec);
+  for (const o of e.outcomes) {
+    const labels = o.example.trace.map((t) => t.label);
+    const unlocked = labels.indexOf('owner unlocks');
+    const acquired = labels.indexOf('vCPU 1: lock own snp_vmsa_mutex (reset)');
+    assert.ok(unlocked >= 0 && acquired > unlocked, labels.join(' | '));
+    assert.equal(o.example.deadlock, false);
+  }
+  assert.throws(() => {
+    const sys = makeSystem('linux-6.11');
+    bringUpAp(sys);
+    sys.vm.vcpu(1).snpVmsaMutex.locked = true;
+    sys.vm.vcpu(1).reqUpdateProtectedGuestState = true;
+    sys.vm.vcpu(1).run(spin);
+  }, /deadlock: vCPU 1: lock own snp_vmsa_mutex/);
+});
