@@ -34,14 +34,16 @@ function badArguments(kind: number, mapping: number, cbit: number): never {
  * Host #PF error code of an RMP violation, by access kind. Reads and fetches are not RMP-checked for
  * the host (code 0: the check result is multiplied by it). [LX] X86_PF_RMP bit 31 | P | W
  */
-const HOST_FAULT_BY_KIND: readonly number[] = Object.freeze([
+const HOST_FAULT_BY_KIND = Float64Array.of(
+  // A Float64Array: the codes are above the small-integer range, and a typed array reads them as raw
+  // doubles (an out-of-range or non-integer kind reads as undefined).
   0, // READ
   PfErr.RMP + PfErr.PRESENT + PfErr.WRITE, // WRITE
   0, // EXECUTE
   PfErr.RMP + PfErr.PRESENT, // PAGE_TABLE_READ
   PfErr.RMP + PfErr.PRESENT + PfErr.WRITE, // PAGE_TABLE_WRITE (A/D update)
   PfErr.RMP + PfErr.PRESENT + PfErr.WRITE, // SHADOW_STACK
-]);
+);
 
 /**
  * Hypervisor-Owned check of covered page `pfn`: 1 if it fails, else 0. 4K mapping: the page's entry,
@@ -66,10 +68,9 @@ function hypervisorOwnedFails(rmp: Rmp, pfn: number, mapping: number): number {
 export function hostAccessCheck(rmp: Rmp, spa: number, kind: AccessKind, mapping: MappingSize): number {
   const code = HOST_FAULT_BY_KIND[kind];
   if (code === undefined || !(mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
-  // Within the coverage (< 2^44 bytes) the pfn fits a uint32: one float-to-int conversion.
-  if (spa >= 0 && spa < rmp.coveredBytes) {
-    return hypervisorOwnedFails(rmp, (spa * (1 / 4096)) >>> 0, mapping) * code;
-  }
+  // Within the coverage (< 2^32 pages) the page number fits a uint32: one float-to-int conversion.
+  const page = spa * (1 / 4096);
+  if (page >= 0 && page < rmp.coveredPages) return hypervisorOwnedFails(rmp, page >>> 0, mapping) * code;
   if (!(spa >= 0)) badAddress('hostAccess: spa', spa);
   return 0;
 }
