@@ -6,7 +6,7 @@
  * the request under the target's `snp_vmsa_mutex` and posts KVM_REQ_UPDATE_PROTECTED_GUEST_STATE.
  */
 import { KVM_MP_STATE, PAGE_SIZE, PMD_SIZE } from './kvm-constants.js';
-import { hasVmsa, offlineMpState, setMpState } from './mp-state.js';
+import { hasVmsa, kick, offlineMpState, setMpState } from './mp-state.js';
 import type { RunEvent, UpdateApplied } from './outcome.js';
 import type { HostPolicy } from './policy/knobs.js';
 import { lock, point, type Steps, unlock, waitUntil } from './steps.js';
@@ -113,7 +113,7 @@ function* makeRequestAndKick(issuer: Vcpu, target: Vcpu): Steps<void> {
   if (policy.uninitializedTargetOnCreate === 'runnable' && target.mpState === KVM_MP_STATE.UNINITIALIZED) {
     setMpState(target, KVM_MP_STATE.RUNNABLE);
   }
-  if (target.mode === 'IN_GUEST_MODE') target.mode = 'EXITING_GUEST_MODE';
+  kick(target);
   if (policy.kickWait && target !== issuer) {
     yield* waitUntil(
       `vCPU ${issuer.vcpuId}: KVM_REQUEST_WAIT until vCPU ${target.vcpuId} leaves guest mode`,

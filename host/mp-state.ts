@@ -6,6 +6,7 @@
  */
 import { snpInitProtectedGuestState } from './ap-creation.js';
 import { vmgexitSetResult } from './ghcb/map.js';
+import { apResetHoldResponse } from './ghcb/msr-protocol.js';
 import { AP_RESET_HOLD, ERRNO, KVM_MP_STATE, validPage } from './kvm-constants.js';
 import type { RunEvent } from './outcome.js';
 import type { OfflineState } from './policy/knobs.js';
@@ -143,11 +144,6 @@ function deliverSipiVector(vcpu: Vcpu): boolean {
   if (vcpu.apResetHoldType === AP_RESET_HOLD.NAE_EVENT) vmgexitSetResult(vcpu, 0n, 1n);
   else if (vcpu.apResetHoldType === AP_RESET_HOLD.MSR_PROTO) vcpu.ghcbMsr = apResetHoldResponse(1n);
   return false;
-}
-
-/** GHCB_MSR_AP_RESET_HOLD_RESP with the result in GHCBData[63:12]. */
-export function apResetHoldResponse(result: bigint): bigint {
-  return (result << 12n) | 0x007n;
 }
 
 /**

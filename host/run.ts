@@ -5,6 +5,8 @@
  * handle the exit. Returns after one guest entry, when the vCPU would sleep, or when KVM_RUN returns
  * to userspace. Atomic steps: [requests] → enter guest mode → VMRUN → guest code + #VMEXIT.
  */
+
+import { RmpStatus } from '../psp-firmware/index.js';
 import { applyUpdateDirect } from './ap-creation.js';
 import { unmapGhcb } from './ghcb/map.js';
 import {
@@ -14,6 +16,8 @@ import {
   KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
   KVM_MP_STATE,
   mpStateName,
+  PAGE_SIZE,
+  PMD_SIZE,
 } from './kvm-constants.js';
 import {
   acceptEvents,
@@ -213,25 +217,25 @@ function handleNpf(vcpu: Vcpu, gpa: number, exitInfo1: number): string {
   const spa = vm.memory.translate(gpa);
   if (spa < 0)
     return `#NPF at GPA 0x${gpa.toString(16)} outside every memslot (MMIO emulation is not modelled)`;
-  const pfn = Math.floor(spa / 4096);
-  const entry = vm.platform.firmwareRead(pfn);
+  const page = spa - (spa % PAGE_SIZE);
+  const entry = vm.platform.firmwareRead(page / PAGE_SIZE);
   if (vm.isPrivate(gpa) && entry !== undefined && !entry.assigned) {
-    const page = gpa - (gpa % 4096);
-    const status = vm.platform.rmpupdate(spa - (spa % 4096), {
-      gpa: page,
+    const gpaPage = gpa - (gpa % PAGE_SIZE);
+    const status = vm.platform.rmpupdate(page, {
+      gpa: gpaPage,
       assigned: true,
       pageSize: 0,
       immutable: false,
       asid: vm.asid,
     });
-    return `#NPF: private GPA 0x${page.toString(16)} faulted in (RMPUPDATE status ${status})`;
+    return `#NPF: private GPA 0x${gpaPage.toString(16)} faulted in (RMPUPDATE status ${status})`;
   }
   if (Math.floor(exitInfo1 / PFERR_RMP) % 2 === 1) {
-    const head = vm.platform.firmwareRead(pfn - (pfn % 512));
-    if (head?.pageSize === 1) {
-      let status = 3;
-      for (let tries = 0; status === 3 && tries < 8; tries++)
-        status = vm.platform.psmash((pfn - (pfn % 512)) * 4096);
+    const head = spa - (spa % PMD_SIZE);
+    if (vm.platform.firmwareRead(head / PAGE_SIZE)?.pageSize === 1) {
+      let status: number = RmpStatus.FAIL_INUSE;
+      for (let tries = 0; status === RmpStatus.FAIL_INUSE && tries < 8; tries++)
+        status = vm.platform.psmash(head);
       return `RMP #NPF on a 2 MB RMP entry: PSMASH status ${status}`;
     }
     return 'RMP #NPF on a 4 KB entry: spurious, guest resumed';

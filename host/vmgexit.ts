@@ -21,12 +21,17 @@ import {
   vmgexitSuccess,
 } from './ghcb/map.js';
 import {
+  apResetHoldResponse,
   GENMASK_51_0,
   GHCB_MSR,
   GHCB_MSR_GPA_VALUE_POS,
   GHCB_MSR_HV_FT_POS,
   GHCB_MSR_INFO_MASK,
   GHCB_MSR_PREF_GPA_NONE,
+  GHCB_MSR_TERM_REASON_MASK,
+  GHCB_MSR_TERM_REASON_POS,
+  GHCB_MSR_TERM_REASON_SET_MASK,
+  GHCB_MSR_TERM_REASON_SET_POS,
   getMsrBits,
   setMsrBits,
   sevInfoResponse,
@@ -45,7 +50,7 @@ import {
   KVM_SYSTEM_EVENT_SEV_TERM,
   PAGE_SIZE,
 } from './kvm-constants.js';
-import { apResetHoldResponse, hasEvents, setMpState } from './mp-state.js';
+import { hasEvents, setMpState } from './mp-state.js';
 import type { RunEvent, RunOutcome, VmgexitResult } from './outcome.js';
 import { processPsc, pscMsr } from './psc.js';
 import type { Steps } from './steps.js';
@@ -175,8 +180,8 @@ function msrProtocol(vcpu: Vcpu, events: RunEvent[]): RunOutcome {
       vcpu.ghcbMsr = pscMsr(vm, request);
       return done('GHCB MSR: page state change');
     case GHCB_MSR.TERM_REQ: {
-      const set = (request >> 12n) & 0xfn;
-      const code = (request >> 16n) & 0xffn;
+      const set = getMsrBits(request, GHCB_MSR_TERM_REASON_SET_MASK, GHCB_MSR_TERM_REASON_SET_POS);
+      const code = getMsrBits(request, GHCB_MSR_TERM_REASON_MASK, GHCB_MSR_TERM_REASON_POS);
       return terminate(`SEV-ES guest requested termination: ${hex(set)}:${hex(code)}`);
     }
     default:

@@ -79,9 +79,6 @@ export function regGpaRequest(gfn: bigint): bigint {
   return ((gfn & GENMASK_51_0) << 12n) | GHCB_MSR.REG_GPA_REQ;
 }
 
-/** GHCB_MSR_HV_FT_REQ with GHCBData = 0 */
-export const HV_FT_REQUEST = GHCB_MSR.HV_FT_REQ;
-
 /** GHCB_MSR_PSC_REQ_GFN(gfn, op): op in [55:52], GFN (40 bits) in [51:12] */
 export function pscRequest(gfn: bigint, op: number): bigint {
   return ((BigInt(op) & 0xfn) << 52n) | ((gfn & ((1n << 40n) - 1n)) << 12n) | GHCB_MSR.PSC_REQ;
@@ -108,3 +105,8 @@ export const GHCB_MSR_AP_RESET_HOLD_RESULT_POS = 12n;
 /** GHCB_MSR_GPA_VALUE_POS 12 / GHCB_MSR_HV_FT_POS 12 [LX] sev-common.h */
 export const GHCB_MSR_GPA_VALUE_POS = 12n;
 export const GHCB_MSR_HV_FT_POS = 12n;
+
+/** GHCB_MSR_AP_RESET_HOLD_RESP with the result in GHCBData[63:12] (1 = woken by a SIPI). */
+export function apResetHoldResponse(result: bigint): bigint {
+  return ((result & GENMASK_51_0) << GHCB_MSR_AP_RESET_HOLD_RESULT_POS) | GHCB_MSR.AP_RESET_HOLD_RESP;
+}
