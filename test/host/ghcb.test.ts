@@ -26,6 +26,9 @@ import {
   SVM_VMGEXIT,
   sevInfoResponse,
   termRequest,
+  VMGEXIT_PSC_ERROR_GENERIC,
+  VMGEXIT_PSC_ERROR_INVALID_ENTRY,
+  VMGEXIT_PSC_ERROR_INVALID_HDR,
 } from '../../host/index.js';
 import { BSP_EIP, buildVmsa, createSnpSystem, VmmType } from '../../psp-firmware/index.js';
 import {
@@ -323,4 +326,79 @@ test('an SEV-ES (non-SNP) VM: AP Creation fails validation on 6.11, GHCB registr
     reg.outcome.kind === 'userspace' ? reg.outcome.systemEvent?.type : 0,
     KVM_SYSTEM_EVENT_SEV_TERM,
   );
+});
+
+/** A PSC descriptor: header (cur_entry, end_entry) and entries (cur_page, gfn, operation, pagesize). */
+function pscDesc(cur: number, end: number, entries: readonly [number, number, number, number][]): Uint8Array {
+  const b = new Uint8Array(8 + entries.length * 8);
+  const v = new DataView(b.buffer);
+  v.setUint16(0, cur, true);
+  v.setUint16(2, end, true);
+  entries.forEach(([curPage, gfn, op, size], i) => {
+    v.setBigUint64(
+      8 + i * 8,
+      BigInt(curPage) | (BigInt(gfn) << 12n) | (BigInt(op) << 52n) | (BigInt(size) << 56n),
+      true,
+    );
+  });
+  return b;
+}
+
+test('NAE page state change: the descriptor in the GHCB shared buffer is processed and updated in place', () => {
+  const { vm } = makeSystem('linux-6.11');
+  const bsp = vm.vcpu(0);
+  setupGhcb(bsp);
+  const g = ghcbAt(vm, ghcbGpaOf(0));
+  const scratch = BigInt(ghcbGpaOf(0) + 0x800);
+  const psc = (desc: Uint8Array) => {
+    g.writeBytes(0x800, desc);
+    return nae(bsp, { exitCode: SVM_VMGEXIT.PSC, info1: 0n, info2: BigInt(desc.length), scratch });
+  };
+  // Two adjacent private entries (coalesced), then a shared one.
+  const ok = psc(
+    pscDesc(0, 2, [
+      [0, 0x400, 1, 0],
+      [0, 0x401, 1, 0],
+      [0, 0x402, 2, 0],
+    ]),
+  );
+  assert.deepEqual([ok.info1, ok.info2], [0n, 0n]);
+  const back = new DataView(g.readBytes(0x800, 32).buffer);
+  assert.equal(back.getUint16(0, true), 3, 'hdr.cur_entry advanced past every entry');
+  for (const i of [0, 1, 2])
+    assert.equal(Number(back.getBigUint64(8 + i * 8, true) & 0xfffn), 1, `entry ${i} cur_page`);
+  assert.equal(vm.platform.firmwareRead(vm.memory.translate(0x400000) / 4096)?.assigned, true);
+  assert.equal(vm.platform.firmwareRead(vm.memory.translate(0x402000) / 4096)?.assigned, false);
+
+  const hdr = psc(pscDesc(0, 253, [[0, 0x403, 1, 0]]));
+  assert.deepEqual([hdr.info1, hdr.info2], [0n, VMGEXIT_PSC_ERROR_INVALID_HDR]);
+  const entry = psc(pscDesc(0, 0, [[2, 0x404, 1, 0]]));
+  assert.deepEqual(
+    [entry.info1, entry.info2],
+    [0n, VMGEXIT_PSC_ERROR_INVALID_ENTRY],
+    'cur_page beyond a 4K entry',
+  );
+  const unaligned2M = psc(pscDesc(0, 0, [[0, 0x401, 1, 1]]));
+  assert.equal(unaligned2M.info2, VMGEXIT_PSC_ERROR_INVALID_ENTRY, 'a 2M entry needs a 2M-aligned GFN');
+  const outside = psc(pscDesc(0, 0, [[0, 0x40000, 1, 0]]));
+  assert.equal(outside.info2, VMGEXIT_PSC_ERROR_GENERIC, 'the VMM cannot map a GFN outside guest RAM');
+});
+
+test('NAE page state change: scratch area rules (GHCB_ERR_INVALID_SCRATCH_AREA)', () => {
+  const { vm } = makeSystem('linux-6.11');
+  const bsp = vm.vcpu(0);
+  setupGhcb(bsp);
+  const base = BigInt(ghcbGpaOf(0));
+  const cases: readonly [string, bigint, bigint][] = [
+    ['scratch 0', 0n, 16n],
+    ['starts in the GHCB save area', base + 0x100n, 16n],
+    ['runs past the shared buffer', base + 0xfe0n, 0x20n],
+    ['more than 16 pages outside the GHCB', 0x50000n, 17n * 4096n],
+  ];
+  for (const [name, scratch, len] of cases) {
+    const r = nae(bsp, { exitCode: SVM_VMGEXIT.PSC, info1: 0n, info2: len, scratch });
+    assert.deepEqual([r.info1, r.info2], [2n, GHCB_ERR.INVALID_SCRATCH_AREA], name);
+  }
+  const unmapped = nae(bsp, { exitCode: SVM_VMGEXIT.PSC, info1: 0n, info2: 16n, scratch: 0x4000_0000n });
+  assert.equal(unmapped.outcome.kind === 'errno' ? unmapped.outcome.errno : 0, -ERRNO.EFAULT);
 });
