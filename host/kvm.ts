@@ -97,12 +97,8 @@ export class Kvm {
       guestMaxPhyAddr: maxPhy,
     });
     for (const slot of config.memory ?? []) {
-      try {
-        if (vm.addMemory(slot.gpa, slot.bytes) !== 0)
-          return fail(ERRNO.ENOMEM, 'out of system memory for guest RAM');
-      } catch (error) {
-        return fail(ERRNO.EINVAL, error instanceof Error ? error.message : String(error));
-      }
+      const added = vm.addMemory(slot.gpa, slot.bytes);
+      if (added.ret !== 0) return fail(-added.ret, added.reason ?? 'memslot rejected');
     }
     const count = config.vcpus ?? 0;
     if (!Number.isInteger(count) || count < 0 || count > 1024) {

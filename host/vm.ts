@@ -123,12 +123,34 @@ export class Vm {
     return vcpu;
   }
 
-  /** Adds guest memory [gpa, gpa + bytes) backed by freshly allocated system memory. 0 or -ENOMEM. */
-  addMemory(gpa: number, bytes: number): number {
+  /**
+   * Adds guest memory [gpa, gpa + bytes) backed by freshly allocated system memory: 0, -EINVAL
+   * (misaligned, empty or overlapping; `reason` says which) or -ENOMEM.
+   */
+  addMemory(gpa: number, bytes: number): { readonly ret: number; readonly reason?: string } {
+    for (const [name, v] of [
+      ['gpa', gpa],
+      ['bytes', bytes],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < 0 || v % PAGE_SIZE !== 0) {
+        return {
+          ret: -ERRNO.EINVAL,
+          reason: `memslot ${name} must be a page-aligned non-negative integer, got ${v}`,
+        };
+      }
+    }
+    if (bytes === 0) return { ret: -ERRNO.EINVAL, reason: 'memslot size must not be zero' };
+    const clash = this.memory.slots.find((s) => gpa < s.gpa + s.bytes && s.gpa < gpa + bytes);
+    if (clash !== undefined) {
+      return {
+        ret: -ERRNO.EINVAL,
+        reason: `memslot at GPA 0x${gpa.toString(16)} overlaps the one at 0x${clash.gpa.toString(16)}`,
+      };
+    }
     const spa = this.kvm.alloc.allocContiguous(bytes, PAGE_SIZE);
-    if (spa === undefined) return -ERRNO.ENOMEM;
+    if (spa === undefined) return { ret: -ERRNO.ENOMEM, reason: 'out of system memory for guest RAM' };
     this.memory.addSlot({ gpa, bytes, spa });
-    return 0;
+    return { ret: 0 };
   }
 
   /** KVM memory attribute of `gpa` (QEMU marks all guest RAM private for SNP; PSC changes it). */

@@ -180,3 +180,37 @@ test('LAUNCH_FINISH: KVM checks its inputs; after the launch a second FINISH fai
   assert.equal(again.ret, -ERRNO.EIO);
   assert.notEqual(again.fwError, 0);
 });
+
+test('KVM_CREATE_VM/KVM_SEV_INIT2 input errors are errno values with a reason', () => {
+  const { platform, firmware } = createSnpSystem({ memoryBytes: 64 * MiB, init: true });
+  const kvm = new Kvm({ platform, firmware });
+  const policy = policyOf('linux-6.11');
+  const bad = [
+    kvm.createVm({ policy, vmsaFeatures: 1n << 9n }),
+    kvm.createVm({ policy, ghcbVersion: 3 }),
+    kvm.createVm({ policy, memory: [{ gpa: 0x800, bytes: 4096 }] }),
+    kvm.createVm({
+      policy,
+      memory: [
+        { gpa: 0, bytes: 8192 },
+        { gpa: 4096, bytes: 4096 },
+      ],
+    }),
+    kvm.createVm({ policy, memory: [{ gpa: 0, bytes: 1 << 30 }] }),
+    kvm.createVm({ policy, vcpus: -1 }),
+  ];
+  const errnos = bad.map((r) => (r.ok ? 0 : r.errno));
+  assert.deepEqual(errnos, [
+    -ERRNO.EINVAL,
+    -ERRNO.EINVAL,
+    -ERRNO.EINVAL,
+    -ERRNO.EINVAL,
+    -ERRNO.ENOMEM,
+    -ERRNO.EINVAL,
+  ]);
+  for (const r of bad) assert.ok(!r.ok && r.detail.length > 10);
+  const good = kvm.createVm({ policy, vcpus: 1 });
+  assert.ok(good.ok);
+  assert.equal(good.vm.createVcpu(0), -ERRNO.EINVAL, 'duplicate vcpu_id');
+  assert.equal(good.vm.vmsaFeatures, 0x1n, 'SNPActive forced on');
+});
