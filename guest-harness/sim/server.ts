@@ -110,6 +110,14 @@ export class SimGuestServer {
     for (const socket of this.#sockets) socket.destroy();
   }
 
+  /**
+   * Stops reading from every client connection, as a hung guest would: TCP stays up, nothing is
+   * answered (not even keepalives).
+   */
+  freezeConnections(): void {
+    for (const socket of this.#sockets) socket.pause();
+  }
+
   /** Stops listening and cuts the remaining connections. */
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#net.close(() => resolve()));

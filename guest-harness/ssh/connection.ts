@@ -160,8 +160,8 @@ export class SshConnection {
         ? { code: SnpsimErrorCode.GUEST_DIED, message: `connection to ${endpoint} was closed by snpsim` }
         : lastError?.message === 'Keepalive timeout'
           ? {
-              code: SnpsimErrorCode.SSH_TIMEOUT,
-              message: `connection to ${endpoint} lost: no keepalive answer (guest hung or network down)`,
+              code: SnpsimErrorCode.GUEST_DIED,
+              message: `connection to ${endpoint} lost: keepalives unanswered (guest hung, or network down)`,
             }
           : {
               code: SnpsimErrorCode.GUEST_DIED,

@@ -3,7 +3,7 @@
  * host key and user key; the agent command is the stdio agent (the simulated guest on stdin/stdout).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
@@ -12,6 +12,8 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
   type AgentRequest,
+  doctorGuest,
+  installGuest,
   SnpsimError,
   SnpsimErrorCode,
   SshAgentTarget,
@@ -127,7 +129,7 @@ function target(overrides: Partial<SshTargetOptions> = {}): SshAgentTarget {
   return new SshAgentTarget(`ssh://${user}@127.0.0.1:${port}`, {
     hostKey: { pins: [hostFingerprint] },
     auth: { agentSocket: null, identityFiles: [join(dir, 'id_ed25519')] },
-    agentCommand: [process.execPath, stdioAgent],
+    agentCommand: [process.execPath, stdioAgent, '--backend', 'protocol'],
     keepaliveIntervalMs: 0,
     ...overrides,
   });
@@ -204,20 +206,25 @@ test('a wrong user key is refused by sshd: SSH_AUTH', { skip }, async () => {
   );
 });
 
-test('twenty batches at once over one connection stay below sshd MaxSessions 10', { skip }, async () => {
-  const t = target();
+test('twelve batches at once over one connection stay below sshd MaxSessions 10 (model backend)', {
+  skip,
+}, async () => {
+  const t = target({ agentCommand: [process.execPath, stdioAgent, '--backend', 'model'] });
   try {
-    await t.open();
+    const hello = await t.open();
+    assert.equal(hello.backend, 'sim');
+    assert.notEqual(hello.policy, 'none');
     const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        t.runBatch([{ verb: 'hello' }, { verb: 'wait-marker', h: i % 64, timeoutMs: 0 }], {
-          stepTimeoutMs: 20_000,
-        }),
+      Array.from({ length: 12 }, () =>
+        t.runBatch([{ verb: 'hello' }, { verb: 'hv-features' }], { stepTimeoutMs: 20_000 }),
       ),
     );
     for (const r of results) {
       assert.equal(r.error, undefined, r.error?.message);
-      assert.equal(r.responses.length, 2);
+      assert.deepEqual(
+        r.responses.map((x) => x.status),
+        ['ok', 'ok'],
+      );
     }
   } finally {
     await t.close();
@@ -245,5 +252,205 @@ test('an agent that fails before its hello, or is missing, is reported with its 
     await assert.rejects(missing.open(), /status 127 before its hello line: command not found/);
   } finally {
     await missing.close();
+  }
+});
+
+/** What the probe should find on this machine (the sshd runs here). */
+function local() {
+  const release = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
+  return {
+    release,
+    headers: existsSync(`/lib/modules/${release}/build/Makefile`),
+    debugfs: readFileSync('/proc/mounts', 'utf8').includes(' /sys/kernel/debug debugfs '),
+    root: process.getuid?.() === 0,
+    hotplug: existsSync('/sys/devices/system/cpu/cpu1/online'),
+  };
+}
+
+test('guest doctor: one line per requirement from the real probe, the hello and (no) module', {
+  skip,
+}, async () => {
+  const here = local();
+  const t = target();
+  try {
+    const report = await doctorGuest(t, { stepTimeoutMs: 20_000 });
+    const status = Object.fromEntries(report.checks.map((c) => [c.id, c.status]));
+    assert.deepEqual(Object.keys(status), [
+      'snp',
+      'vmpl0',
+      'ap-creation',
+      'kernel',
+      'headers',
+      'debugfs',
+      'module-loading',
+      'cpus',
+      'root',
+      'agent',
+      'module',
+    ]);
+    const major = Number(here.release.split('.')[0]);
+    const minor = Number(here.release.split('.')[1]);
+    assert.equal(status.kernel, major > 6 || (major === 6 && minor >= 1) ? 'PASS' : 'FAIL');
+    assert.equal(status.headers, here.headers ? 'PASS' : 'FAIL');
+    assert.equal(status.debugfs, here.debugfs ? 'PASS' : 'FAIL');
+    assert.equal(status.root, here.root ? 'PASS' : 'FAIL');
+    assert.equal(status.cpus, here.hotplug ? 'PASS' : 'FAIL');
+    assert.equal(status.agent, 'PASS');
+    assert.equal(status.module, 'FAIL');
+    assert.equal(status['ap-creation'], 'SKIP');
+    assert.equal(status.vmpl0, 'SKIP');
+    assert.notEqual(status.snp, 'PASS');
+    assert.equal(report.ok, false);
+    assert.match(
+      report.checks.find((c) => c.id === 'kernel')?.detail ?? '',
+      new RegExp(`^${here.release.replace(/[.+]/g, '\\$&')} `),
+    );
+  } finally {
+    await t.close();
+  }
+});
+
+test('snpsim guest doctor (CLI): exit 1 when not ready, PASS/FAIL/SKIP lines, --json', { skip }, () => {
+  const cli = fileURLToPath(new URL('../../../bin/snpsim.js', import.meta.url));
+  const args = [
+    cli,
+    'guest',
+    'doctor',
+    '--target',
+    `ssh://${user}@127.0.0.1:${port}`,
+    '--host-key',
+    hostFingerprint,
+    '--identity',
+    join(dir, 'id_ed25519'),
+    '--no-agent',
+    '--agent-command',
+    `${process.execPath} ${stdioAgent} --backend protocol`,
+  ];
+  const text = spawnSync(process.execPath, args, { encoding: 'utf8' });
+  assert.equal(text.status, 1, text.stderr);
+  const lines = text.stdout.trim().split('\n');
+  assert.equal(lines[0], `snpsim guest doctor: ssh://${user}@127.0.0.1:${port}`);
+  assert.equal(lines.length, 13);
+  for (const l of lines.slice(1, -1)) assert.match(l, /^(PASS|FAIL|SKIP) {2}\S/);
+  assert.match(lines.at(-1) ?? '', /^\d+ PASS, \d+ FAIL, \d+ SKIP: not ready$/);
+  const json = spawnSync(process.execPath, [...args, '--json'], { encoding: 'utf8' });
+  assert.equal(json.status, 1);
+  const report = JSON.parse(json.stdout) as { target: string; ok: boolean; checks: { id: string }[] };
+  assert.equal(report.ok, false);
+  assert.equal(report.checks.length, 11);
+  const unreachable = spawnSync(
+    process.execPath,
+    [
+      cli,
+      'guest',
+      'doctor',
+      '--target',
+      'ssh://root@127.0.0.1:1',
+      '--no-agent',
+      '--identity',
+      join(dir, 'id_ed25519'),
+      '--host-key',
+      hostFingerprint,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(unreachable.status, 3);
+  assert.match(unreachable.stderr, /SNPSIM_SSH_CONNECTION_REFUSED/);
+  const usage = spawnSync(
+    process.execPath,
+    [cli, 'guest', 'doctor', '--target', 'ssh://root@h', '--host-key', 'SHA256:nope'],
+    { encoding: 'utf8' },
+  );
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /--host-key "SHA256:nope": expected SHA256: and 43 base64 characters/);
+});
+
+function fixtureSources(agentMakefile: string): string {
+  const root = mkdtempSync(join(dir, 'src-'));
+  mkdirSync(join(root, 'kmod', 'sub'), { recursive: true });
+  mkdirSync(join(root, 'agent'));
+  writeFileSync(join(root, 'kmod', 'Kbuild'), 'obj-m += snpsim.o\n');
+  writeFileSync(join(root, 'kmod', 'Makefile'), 'all:\n\ttrue\n');
+  writeFileSync(join(root, 'kmod', 'snpsim_kabi.h'), '#define SNPSIM_KABI 1\n');
+  writeFileSync(join(root, 'kmod', 'snpsim.o'), 'stale object');
+  writeFileSync(join(root, 'kmod', "we'ird.c"), 'int x;\n');
+  writeFileSync(join(root, 'agent', 'Makefile'), agentMakefile);
+  writeFileSync(
+    join(root, 'agent', 'main.c'),
+    '#include "../kmod/snpsim_kabi.h"\nint main(void) { return SNPSIM_KABI - 1; }\n',
+  );
+  return root;
+}
+
+test('guest install --no-load: SFTP upload of the sources only, headers check, agent build', {
+  skip,
+}, async () => {
+  const here = local();
+  const source = fixtureSources('all: snpsim-agent\nsnpsim-agent: main.c\n\tcc -o snpsim-agent main.c\n');
+  const remoteDir = join(dir, 'remote', 'snpsim');
+  const t = target();
+  const seen: string[] = [];
+  try {
+    const report = await installGuest(t, {
+      sourceDir: source,
+      remoteDir,
+      load: false,
+      onStep: (s) => seen.push(s.name),
+    });
+    const status = Object.fromEntries(report.steps.map((s) => [s.name, s.status]));
+    assert.deepEqual(
+      seen,
+      report.steps.map((s) => s.name),
+    );
+    assert.equal(status.root, here.root ? 'PASS' : 'FAIL');
+    assert.equal(status.toolchain, 'PASS');
+    assert.equal(status.upload, 'PASS');
+    assert.equal(
+      readFileSync(join(remoteDir, 'agent', 'main.c'), 'utf8'),
+      readFileSync(join(source, 'agent', 'main.c'), 'utf8'),
+    );
+    assert.ok(existsSync(join(remoteDir, 'kmod', 'snpsim_kabi.h')));
+    assert.equal(existsSync(join(remoteDir, 'kmod', 'snpsim.o')), false);
+    assert.equal(existsSync(join(remoteDir, 'kmod', "we'ird.c")), false);
+    assert.match(
+      report.steps.find((s) => s.name === 'upload')?.detail ?? '',
+      /not sent: kmod\/snpsim\.o, kmod\/sub, kmod\/we'ird\.c/,
+    );
+    assert.equal(status.headers, here.headers ? 'PASS' : 'FAIL');
+    assert.equal(status['build-agent'], 'PASS');
+    assert.ok(existsSync(join(remoteDir, 'agent', 'snpsim-agent')));
+    if (!here.headers)
+      assert.match(
+        report.steps.find((s) => s.name === 'build-module')?.detail ?? '',
+        /not run: headers did not pass/,
+      );
+    for (const name of ['install-agent', 'load-module', 'verify']) assert.equal(status[name], 'SKIP');
+    assert.equal(report.ok, here.headers && here.root);
+  } finally {
+    await t.close();
+  }
+});
+
+test('guest install: a failing build is reported with its output and blocks what depends on it', {
+  skip,
+}, async () => {
+  const source = fixtureSources('all:\n\t@echo "main.c:1: error: no agent today" >&2; exit 2\n');
+  const t = target();
+  try {
+    const report = await installGuest(t, { sourceDir: source, remoteDir: join(dir, 'remote2'), load: true });
+    const step = (name: string) => report.steps.find((s) => s.name === name);
+    assert.equal(step('build-agent')?.status, 'FAIL');
+    assert.match(step('build-agent')?.detail ?? '', /^exit status 2: .*main\.c:1: error: no agent today/);
+    assert.equal(step('install-agent')?.status, 'SKIP');
+    assert.match(step('install-agent')?.detail ?? '', /not run: build-agent did not pass/);
+    assert.equal(step('verify')?.status, 'SKIP');
+    assert.equal(report.ok, false);
+    await assert.rejects(
+      installGuest(t, { sourceDir: source, remoteDir: '/tmp/../etc' }),
+      (e: unknown) =>
+        SnpsimError.is(e) && e.code === SnpsimErrorCode.INPUT_INVALID && /remote directory/.test(e.message),
+    );
+  } finally {
+    await t.close();
   }
 });

@@ -323,6 +323,30 @@ test('a connection cut mid-batch is GUEST_DIED with the responses received so fa
   assert.equal(later.responses.length, 0);
 });
 
+test('a guest that hangs (TCP up, nothing answered) is detected by keepalive: GUEST_DIED', async () => {
+  let server: SimGuestServer | undefined;
+  server = await startSim(
+    scripted((request) => {
+      if (request.verb === 'pv-kick') {
+        server?.freezeConnections();
+        return new Promise<AgentReply>(() => undefined);
+      }
+      return { status: 'err', verb: request.verb, code: 'unsupported' };
+    }),
+  );
+  const target = targetFor(server, { keepaliveIntervalMs: 100, keepaliveCountMax: 2 });
+  await target.open();
+  const result = await target.runBatch([{ verb: 'sev-info' }, { verb: 'pv-kick', apic: 1 }], {
+    stepTimeoutMs: 60_000,
+  });
+  assert.equal(result.error?.code, SnpsimErrorCode.GUEST_DIED);
+  assert.match(
+    result.error?.message ?? '',
+    /keepalives unanswered \(guest hung, or network down\) after 1 of 2 responses/,
+  );
+  assert.equal(result.responses.length, 1);
+});
+
 test('a step that never answers is STEP_TIMEOUT with the earlier responses; the connection survives', async () => {
   const server = await startSim(
     scripted((request) =>
