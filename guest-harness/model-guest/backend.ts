@@ -2,17 +2,21 @@
  * The model-backed AgentBackend of the simulated guest (`snpsim sim-guest --backend model`, and
  * `--target sim`): every agent run (one batch) gets a freshly booted model guest, so scenarios are
  * independent and a scenario that stops the VM leaves the next one a new VM. When the guest stops
- * mid-batch, the session fails the request, and the simulated guest ends the channel without
- * answering, as a dead guest's SSH connection does.
+ * mid-batch, the session throws SimGuestStopped and the simulated guest ends the agent run without
+ * answering or an exit status, as a dead guest's SSH connection does.
  */
 import { SnpsimError, SnpsimErrorCode } from '../errors.js';
 import { DEFAULT_VCPUS } from '../scenario/index.js';
-import type {
-  AgentBackend,
-  AgentBackendFactory,
-  AgentBackendOptions,
-  AgentBackendSession,
-} from '../sim/index.js';
+// From the module, not sim/index.js: the simulated guest's backend registry (sim/backends.ts) imports
+// this module's factory through model-guest/index.js, and importing sim/index.js here would close
+// that cycle at load time.
+import {
+  type AgentBackend,
+  type AgentBackendFactory,
+  type AgentBackendOptions,
+  type AgentBackendSession,
+  SimGuestStopped,
+} from '../sim/backend.js';
 import {
   DEFAULT_POLICY,
   DEFAULT_PROFILE,
@@ -29,14 +33,6 @@ export interface ModelBackendOptions {
   /** vCPUs of every guest (default 4). */
   readonly vcpus?: number;
   readonly sevStatus?: bigint;
-}
-
-/** Thrown by a session when the model guest stopped: the simulated agent run ends unanswered. */
-export class GuestStoppedError extends Error {
-  constructor(reason: string) {
-    super(`the model guest stopped: ${reason}`);
-    this.name = 'GuestStoppedError';
-  }
 }
 
 export function modelBackend(options: ModelBackendOptions): AgentBackend {
@@ -57,7 +53,7 @@ export function modelBackend(options: ModelBackendOptions): AgentBackend {
       return {
         execute(request) {
           const reply = guest.execute(request);
-          if (isStopped(reply)) throw new GuestStoppedError(reply.stopped);
+          if (isStopped(reply)) throw new SimGuestStopped(`the model guest stopped: ${reply.stopped}`);
           return reply;
         },
         close() {

@@ -36,11 +36,11 @@ import {
 import { buildVmsa, entryPoint, readField, STUB_MARKER_OFFSET, VMSA_SIZE, writeField } from './vmsa.js';
 
 /** Guest RAM of the model VM: one memslot at GPA 0. */
-export const GUEST_RAM_BYTES = 64 * 1024 * 1024;
+export const GUEST_RAM_BYTES = 32 * 1024 * 1024;
 /** Guest memory below this is the kernel image and early allocations, never handed out. */
 const KERNEL_RESERVED = 16 * 1024 * 1024;
 /** System memory of the model platform (guest RAM, KVM's pages, firmware pages). */
-const SYSTEM_BYTES = 256 * 1024 * 1024;
+const SYSTEM_BYTES = 64 * 1024 * 1024;
 /**
  * Linux's real-mode trampoline (sev_es_trampoline_start), below 1 MiB: an AP VMSA Linux builds
  * starts here (cs.base = start_ip & ~0xfff, rip = start_ip & 0xfff). Model choice of address.

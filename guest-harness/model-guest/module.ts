@@ -91,6 +91,11 @@ export class SnpsimModule {
     this.#machine = machine;
   }
 
+  /** The SEV_FEATURES last written to handle `h`'s VMSA (what the agent sends as RAX by default). */
+  sevFeatures(h: number | undefined): bigint | undefined {
+    return h === undefined ? undefined : this.#handles.get(h)?.sevFeatures;
+  }
+
   /** The page behind handle `h` (for state reports). */
   page(h: number): { readonly gpa: number; readonly stubGpa: number | undefined } | undefined {
     return this.#handles.get(h);

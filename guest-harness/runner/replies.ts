@@ -59,7 +59,8 @@ export function stepObservation(
 /**
  * Observations of a whole batch from the replies in request order (`steps[i]` = step i's requests).
  * `died`: the guest stopped (no answer after the last reply); `aliveAtEnd`: a liveness probe after
- * the last step was answered. The VM is alive after a step if any later request was answered.
+ * the last step was answered. The VM is alive after a step if any later request was answered; when
+ * the first unanswered request belongs to a later step the death cannot be placed (unknown).
  */
 export function batchObservations(
   steps: readonly (readonly AgentRequest[])[],
@@ -72,8 +73,15 @@ export function batchObservations(
   for (const requests of steps) {
     const mine = requests.map((_, j) => replies[next + j]);
     next += requests.length;
+    // Alive if anything later was answered. If the guest died and the next unanswered request is
+    // another step's, it may have died during that step or right after this one's answer: unknown.
+    // If only the liveness probe followed, it died after this step.
     const answeredLater = replies.length > next || (next >= total && outcome.aliveAtEnd);
-    const vm: StepObservation['vm'] = answeredLater ? 'alive' : outcome.died ? 'dead' : 'unknown';
+    const vm: StepObservation['vm'] = answeredLater
+      ? 'alive'
+      : outcome.died && next >= total
+        ? 'dead'
+        : 'unknown';
     out.push(stepObservation(mine, vm, outcome.died ? 'dead' : 'not-run', outcome.brokeReason));
   }
   return out;

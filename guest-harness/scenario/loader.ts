@@ -152,7 +152,20 @@ function sequenceProblems(file: string, sc: Scenario, options: LoadOptions): Inp
         checkPage(`${at}.page`, step.page);
         if (step.page !== undefined && step.gpa !== undefined) add(at, "give 'page' or 'gpa', not both");
         break;
-      case 'concurrent':
+      case 'concurrent': {
+        if (i !== sc.steps.length - 1) {
+          add(
+            at,
+            'a concurrent step must be the last step: what follows would depend on the order the requests ran in',
+          );
+        }
+        const froms = step.requests.map((r) => r.from);
+        if (new Set(froms).size !== froms.length) {
+          add(
+            `${at}.requests`,
+            'each request needs its own issuing vCPU (`from`): a CPU issues one VMGEXIT at a time',
+          );
+        }
         step.requests.forEach((r, j) => {
           checkPage(`${at}.requests[${j}].page`, r.page);
           if (r.page !== undefined && r.gpa !== undefined)
@@ -170,6 +183,7 @@ function sequenceProblems(file: string, sc: Scenario, options: LoadOptions): Inp
           }
         });
         break;
+      }
       case 'cpu-offline':
       case 'cpu-online':
         if (step.cpu >= vcpus)

@@ -339,7 +339,14 @@ export const ConcurrentStep = step(
     orders: Type.Optional(
       Type.Array(Type.Array(uint(3, 'index into requests')), {
         minItems: 1,
-        description: 'explicit orders to run (default: every permutation)',
+        description:
+          'request orders to run one request after the other, each to completion (default: every interleaving of the atomic steps)',
+      }),
+    ),
+    interleaveTargets: Type.Optional(
+      Type.Boolean({
+        description:
+          "also interleave the target vCPUs' threads (request processing, VMRUN) with the issuers (default false: targets run after the issuers; far fewer orders)",
       }),
     ),
   },
