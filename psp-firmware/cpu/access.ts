@@ -277,6 +277,7 @@ export function guestAccessCheck(
   const w1 = chunk[at + 1]!;
   let gfn = Math.floor(gpa / 4096);
   if (gfn >= gfnModulus) gfn %= gfnModulus;
+  // Raw fields (rmp/layout.ts): GFN = w0[31:12] | w1[18:0] << 20, ASID = w1[28:19], Validated = w1 bit 30.
   const entryGfn = (w0 >>> 12) + (w1 & 0x7ffff) * 0x100000 + (is2M ? idx & 511 : 0);
   if (
     (w0 & 1) === 0 ||

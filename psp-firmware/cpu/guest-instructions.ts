@@ -58,15 +58,14 @@ function resolve(m: Machine, ctx: GuestContext, gpa: number, write: boolean): Re
   const pfn = Math.floor(spa / PAGE_SIZE);
   const { rmp } = m;
   if (!rmp.isCovered(pfn)) return npf(GUEST_NPF_RMP + w);
-  const head = pfn - (pfn % PAGES_PER_2M);
-  const hw0 = rmp.word(head, 0);
-  const is2M = (hw0 & (W0_ASSIGNED | W0_PAGESIZE)) === (W0_ASSIGNED | W0_PAGESIZE);
-  const entryPfn = is2M ? head : pfn;
+  const entryPfn = rmp.authoritativePfn(pfn);
   const w0 = rmp.word(entryPfn, 0);
   const w1 = rmp.word(entryPfn, 1);
-  let gfn = Math.floor(gpa / PAGE_SIZE);
-  gfn %= gfnModulusOf(m.profile.physAddrBits);
-  const expected = entryGfn(w0, w1) + (is2M ? pfn - head : 0);
+  const is2M =
+    entryPfn % PAGES_PER_2M === 0 && (w0 & (W0_ASSIGNED | W0_PAGESIZE)) === (W0_ASSIGNED | W0_PAGESIZE);
+  const gfn = Math.floor(gpa / PAGE_SIZE) % gfnModulusOf(m.profile.physAddrBits);
+  // A 2 MB page maps its GPA + the page's offset in the region.
+  const expected = entryGfn(w0, w1) + (pfn - entryPfn);
   if (
     (w0 & W0_ASSIGNED) === 0 ||
     ((w1 >>> W1_ASID_SHIFT) & ASID_MASK) !== ctx.asid ||

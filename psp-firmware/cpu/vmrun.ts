@@ -8,10 +8,8 @@ import {
   ASID_MASK,
   PAGE_SIZE,
   PAGE_SIZE_2M,
-  PAGES_PER_2M,
   W0_ASSIGNED,
   W0_IMMUTABLE,
-  W0_PAGESIZE,
   W1_ASID_SHIFT,
   W1_VALIDATED,
   W1_VMSA,
@@ -156,9 +154,7 @@ export function vmrun(m: Machine, req: VmrunRequest, snpEnabled: boolean): Vmrun
   } else {
     if (!rmp.isCovered(pfn))
       return invalid(VmrunFailure.VMSA_NOT_RMP_COVERED, `VMSA ${hex(pa)} is not RMP-covered`);
-    const head = pfn - (pfn % PAGES_PER_2M);
-    const is2M = (rmp.word(head, 0) & (W0_ASSIGNED | W0_PAGESIZE)) === (W0_ASSIGNED | W0_PAGESIZE);
-    const at = is2M ? head : pfn;
+    const at = rmp.authoritativePfn(pfn);
     const w0 = rmp.word(at, 0);
     const w1 = rmp.word(at, 1);
     const asid = (w1 >>> W1_ASID_SHIFT) & ASID_MASK;
@@ -173,7 +169,7 @@ export function vmrun(m: Machine, req: VmrunRequest, snpEnabled: boolean): Vmrun
         throw new TypeError('vmrun: vmsaGpa (a non-negative integer) is required for the Reverse-Map check');
       }
       const gfn = Math.floor(req.vmsaGpa / PAGE_SIZE) % gfnModulusOf(profile.physAddrBits);
-      const stored = entryGfn(w0, w1) + (is2M ? pfn - head : 0);
+      const stored = entryGfn(w0, w1) + (pfn - at); // a 2 MB page maps GPA + offset
       if (stored !== gfn) {
         return invalid(
           VmrunFailure.VMSA_REVERSE_MAP,

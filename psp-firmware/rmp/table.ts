@@ -37,6 +37,7 @@ import {
   RMP_ENTRY_SIZE,
   TWO_POW_32,
   W0_ASSIGNED,
+  W0_PAGESIZE,
   W0_SUBPAGE_MASK,
   W0_SUBPAGE_SHIFT,
   W1_ASID_SHIFT,
@@ -174,6 +175,15 @@ export class Rmp {
   subpageCount(pfn: number): number {
     this.#requireCovered(pfn, 'subpageCount');
     return (this.word(pfn - (pfn % PAGES_PER_2M), 0) & W0_SUBPAGE_MASK) >>> W0_SUBPAGE_SHIFT;
+  }
+
+  /**
+   * The entry that governs covered page `pfn` ([LX] `__snp_lookup_rmpentry`): its 2 MB-aligned entry
+   * when that is an assigned 2 MB entry (the 511 others are "don't care"), else its own entry.
+   */
+  authoritativePfn(pfn: number): number {
+    const head = pfn - (pfn % PAGES_PER_2M);
+    return (this.word(head, 0) & (W0_ASSIGNED | W0_PAGESIZE)) === (W0_ASSIGNED | W0_PAGESIZE) ? head : pfn;
   }
 
   /** True when every covered 4K entry of the 2 MB region containing `pfn` is unassigned. O(1). */

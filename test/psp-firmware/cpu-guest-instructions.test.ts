@@ -5,7 +5,6 @@ import {
   type CpuProfile,
   type GuestContext,
   makeGuestContext,
-  makeRmpEntry,
   PfErr,
   Platform,
   RmpStatus,
@@ -353,5 +352,4 @@ test('RMPQUERY: return codes and output', () => {
   assert.equal(p.rmpquery(ctx({ snpActive: false }), 0x1000, 0).kind, 'ud');
   const lax = setup({ ...CPU_PROFILES.genoa, rmpqueryTargetBelowCurrent: 'allowed' });
   assert.equal(lax.rmpquery(ctx({ vmpl: 2 }), 0x1000, 0).kind, 'eax');
-  assert.deepEqual(makeRmpEntry({}).vmplPerms, [0, 0, 0, 0]);
 });

@@ -75,6 +75,13 @@ test('subpage count: the head of a 2 MB region counts the assigned entries among
   assert.equal(p.rmp.subpageCount(head), 2);
   assert.equal(p.rmp.asidCount(4), 3);
   assert.deepEqual(p.rmp.verifyCounters(), []);
+  // The authoritative entry: the head only when it is an assigned 2 MB entry.
+  assert.equal(p.rmp.authoritativePfn(head + 7), head + 7);
+  p.firmwareWrite(head, makeRmpEntry({ assigned: true, asid: 4, pageSize: 1 }));
+  assert.equal(p.rmp.authoritativePfn(head + 7), head);
+  assert.equal(p.rmp.authoritativePfn(head), head);
+  p.firmwareWrite(head, makeRmpEntry({ pageSize: 1 })); // a shared 2 MB entry governs nothing
+  assert.equal(p.rmp.authoritativePfn(head + 7), head + 7);
 });
 
 // --- property: counters equal a full recount after random operations --------------------------
