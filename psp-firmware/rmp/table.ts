@@ -20,8 +20,8 @@
  *   page counts once, as its head entry; after PSMASH it counts 512) [DER];
  * - the subpage count in bits 3-11 of each 2 MB-aligned (head) entry: the number of *assigned* entries
  *   among the 511 non-head entries of the 2 MB region. Derivation [DER]: the field is 9 bits wide
- *   (0..511), the firmware's `set_rmp_sub_page_count()` excludes the 2 MB-aligned page itself
- *   ("Sub page count does not include the 2MB aligned buffer", 511 per full region), and RMPREAD's
+ *   (0..511), the Genoa firmware's `set_rmp_sub_page_count()` leaves the 2 MB-aligned page itself out of
+ *   the count (at most 511 for a full region) [FW], and RMPREAD's
  *   2MB-region status bit means "any *other* page in the region is assigned". So "all 512 entries
  *   unassigned" = head unassigned && subpage count 0, and RMPREAD's region bit = subpage count > 0:
  *   both O(1).
