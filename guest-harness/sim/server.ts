@@ -77,6 +77,7 @@ export class SimGuestServer {
     const sockets = new Set<Socket>();
     const net = createServer((socket) => {
       sockets.add(socket);
+      socket.setNoDelay(true);
       socket.on('close', () => sockets.delete(socket));
       socket.on('error', () => undefined);
       ssh.injectSocket(socket);

@@ -259,6 +259,8 @@ export class SshConnection {
         );
       },
     });
+    // Small request/response lines: Nagle + delayed ACK would add ~40 ms per exchange.
+    client.setNoDelay(true);
     await ready;
     if (accepted === undefined) {
       client.destroy();
