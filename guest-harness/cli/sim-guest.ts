@@ -14,7 +14,6 @@ import { DEFAULT_SIM_BACKEND, simBackends } from '../sim/backends.js';
 import { type AuthorizedKeys, ephemeralHostKey, persistentHostKey, readAuthorizedKeys } from '../sim/keys.js';
 import { SimGuestServer } from '../sim/server.js';
 import type { CliCommand, CliIo } from './command.js';
-import { millis } from './ssh-options.js';
 
 const USAGE = `usage: snpsim sim-guest --port N [--host 127.0.0.1] [--host-key FILE] [--authorized-keys FILE]
                         [--backend ${Object.keys(simBackends).join('|')}] [--policy P] [--profile F]
@@ -88,9 +87,9 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
   const portText = values.port;
   if (portText === undefined)
     throw new SnpsimError(SnpsimErrorCode.USAGE, '--port N is required (0: any free port)');
-  const port = millis('--port', portText, true);
-  if (port === undefined || port > 65535)
+  if (!/^(?:0|[1-9][0-9]{0,4})$/.test(portText) || Number(portText) > 65535)
     throw new SnpsimError(SnpsimErrorCode.USAGE, `--port ${portText}: expected 0..65535`);
+  const port = Number(portText);
   const backendName = values.backend ?? DEFAULT_SIM_BACKEND;
   const factory = simBackends[backendName];
   if (factory === undefined)

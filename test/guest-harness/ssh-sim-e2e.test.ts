@@ -321,6 +321,11 @@ test('a connection cut mid-batch is GUEST_DIED with the responses received so fa
   const later = await target.runBatch([{ verb: 'hello' }], { stepTimeoutMs: 5000 });
   assert.equal(later.error?.code, SnpsimErrorCode.GUEST_DIED);
   assert.equal(later.responses.length, 0);
+  // open() reconnects (a guest that came back); batches work again.
+  await target.open();
+  const again = await target.runBatch([{ verb: 'hello' }], { stepTimeoutMs: 5000 });
+  assert.equal(again.error, undefined);
+  assert.equal(again.responses.length, 1);
 });
 
 test('a guest that hangs (TCP up, nothing answered) is detected by keepalive: GUEST_DIED', async () => {

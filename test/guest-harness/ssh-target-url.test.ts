@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import {
   checkRemotePath,
@@ -128,4 +129,50 @@ test('Limiter: never more than `limit` holders, FIFO, releases on failure', asyn
   );
   assert.equal(limiter.active, 0);
   assert.throws(() => new Limiter(0), RangeError);
+});
+
+test('snpsim guest: usage errors exit 2 naming the flag; an unreachable guest exits 3', () => {
+  const cli = fileURLToPath(new URL('../../../bin/snpsim.js', import.meta.url));
+  const run = (...args: string[]) =>
+    spawnSync(process.execPath, [cli, 'guest', ...args], { encoding: 'utf8' });
+  const cases: [string[], RegExp][] = [
+    [['upgrade'], /expected install or doctor, got "upgrade"/],
+    [['doctor'], /--target ssh:\/\/user@host\[:port\] is required/],
+    [['doctor', '--target', 'root@h'], /must start with ssh:\/\//],
+    [['install', '--target', 'ssh://root@h', '--json'], /--json is for doctor/],
+    [['doctor', '--target', 'ssh://root@h', '--no-load'], /--no-load is for install/],
+    [
+      ['doctor', '--target', 'ssh://root@h', '--connect-timeout', '5s'],
+      /--connect-timeout "5s": expected a positive whole number of milliseconds/,
+    ],
+    [
+      ['doctor', '--target', 'ssh://root@h', '--host-key', 'SHA256:x', '--accept-new'],
+      /--host-key "SHA256:x"/,
+    ],
+    [
+      ['doctor', '--target', 'ssh://root@h', '--host-key', `SHA256:${'A'.repeat(43)}`, '--accept-new'],
+      /cannot be combined with --known-hosts or --accept-new/,
+    ],
+    [
+      ['doctor', '--target', 'ssh://root@h', '--agent-command', 'agent; reboot'],
+      /agent command "agent;" is not allowed/,
+    ],
+    [['doctor', '--bogus'], /Unknown option '--bogus'/],
+  ];
+  for (const [args, message] of cases) {
+    const r = run(...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message, args.join(' '));
+  }
+  const refused = run(
+    'install',
+    '--target',
+    'ssh://root@127.0.0.1:1',
+    '--host-key',
+    `SHA256:${'A'.repeat(43)}`,
+    '--no-agent',
+    '--identity',
+    '/dev/null',
+  );
+  assert.equal(refused.status, 3, refused.stderr);
 });
