@@ -297,41 +297,50 @@ export class SshConnection {
   }
 
   /**
-   * Opens an exec channel for `command` (already validated and quoted), runs `use`, and keeps the
-   * session slot until the channel has closed.
+   * Opens an exec channel for `command` (already validated and quoted), runs `use`, and returns its
+   * result as soon as `use` settles. The session slot stays taken until the server has closed the
+   * channel (or the connection is gone): a remote process stuck in the kernel keeps counting
+   * against MaxSessions, but never blocks the caller.
    */
   async withExec<T>(command: string, use: (channel: ClientChannel) => Promise<T>): Promise<T> {
-    return this.#sessions.run(async () => {
-      if (this.#lost !== undefined) throw this.#lostError(`cannot start \`${command}\` on ${this.endpoint}`);
-      const channel = await new Promise<ClientChannel>((resolve, reject) => {
-        try {
-          this.#client.exec(command, (error, stream) => {
-            if (error)
-              reject(
-                this.#lost !== undefined
-                  ? this.#lostError(`cannot start \`${command}\``)
-                  : new SnpsimError(
-                      SnpsimErrorCode.SSH_PROTOCOL,
-                      `${this.endpoint} refused to run \`${command}\`: ${error.message}`,
-                      { endpoint: this.endpoint, command },
-                      error,
-                    ),
-              );
-            else resolve(stream);
-          });
-        } catch (error) {
-          reject(this.#lostError(`cannot start \`${command}\``));
-          void error;
-        }
-      });
-      const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
-      try {
-        return await use(channel);
-      } finally {
-        if (this.#lost === undefined) {
-          channel.close();
+    return new Promise<T>((resolve, reject) => {
+      this.#sessions
+        .run(async () => {
+          if (this.#lost !== undefined)
+            throw this.#lostError(`cannot start \`${command}\` on ${this.endpoint}`);
+          const channel = await this.#openExec(command);
+          const closed = new Promise<void>((done) => channel.once('close', () => done()));
+          try {
+            resolve(await use(channel));
+          } catch (error) {
+            reject(error);
+          }
+          if (this.#lost === undefined) channel.close();
           await closed;
-        }
+        })
+        .catch(reject);
+    });
+  }
+
+  #openExec(command: string): Promise<ClientChannel> {
+    return new Promise<ClientChannel>((resolve, reject) => {
+      try {
+        this.#client.exec(command, (error, stream) => {
+          if (!error) return resolve(stream);
+          reject(
+            this.#lost !== undefined
+              ? this.#lostError(`cannot start \`${command}\``)
+              : new SnpsimError(
+                  SnpsimErrorCode.SSH_PROTOCOL,
+                  `${this.endpoint} refused to run \`${command}\`: ${error.message}`,
+                  { endpoint: this.endpoint, command },
+                  error,
+                ),
+          );
+        });
+      } catch {
+        // ssh2 throws "Not connected" when the socket is already gone.
+        reject(this.#lostError(`cannot start \`${command}\``));
       }
     });
   }

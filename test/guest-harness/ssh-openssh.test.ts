@@ -454,3 +454,25 @@ test('guest install: a failing build is reported with its output and blocks what
     await t.close();
   }
 });
+
+test('a hung agent under sshd: STEP_TIMEOUT returns at once, without waiting for the process', {
+  skip,
+}, async () => {
+  const hung = target({ agentCommand: ['/bin/sleep', '5'], helloTimeoutMs: 300 });
+  try {
+    await assert.rejects(hung.open(), (error: unknown) => {
+      assert.ok(SnpsimError.is(error) && error.code === SnpsimErrorCode.STEP_TIMEOUT, String(error));
+      assert.match(error.message, /no hello line within 300 ms/);
+      return true;
+    });
+    // The connection is still usable for other commands.
+    const ok = target();
+    try {
+      assert.equal((await ok.open()).backend, 'sim');
+    } finally {
+      await ok.close();
+    }
+  } finally {
+    await hung.close();
+  }
+});
