@@ -15,3 +15,4 @@ export * from './scenario/index.js';
 export * from './sim/index.js';
 export * from './ssh/index.js';
 export * from './targets/index.js';
+export * from './model-guest/index.js';

@@ -166,6 +166,8 @@ export class Machine {
   readonly events: string[] = [];
   /** The snpsim module's stamp counter (online stamps and page references share it). */
   #stamp = 0;
+  /** Set when the BSP can no longer run the kernel although the VM runs (e.g. it halted itself). */
+  #lost: string | undefined;
   readonly #pages: PageAllocator;
   readonly #accepted = new Set<number>();
 
@@ -213,6 +215,7 @@ export class Machine {
   /** Why the guest is gone, or undefined while it runs. */
   get stoppedReason(): string | undefined {
     if (this.vm.stopped !== undefined) return this.vm.stopped.detail;
+    if (this.#lost !== undefined) return this.#lost;
     const bsp = this.vm.vcpus[0];
     if (bsp !== undefined && bsp.vmsaGpa !== INITIAL_VMSA_GPA) {
       return 'the BSP no longer runs the guest kernel (its VMSA was replaced)';
@@ -278,14 +281,18 @@ export class Machine {
       if (cpu.action !== undefined) {
         cpu.action = undefined;
         if (outcome.vmStopped || this.vm.stopped !== undefined) return { stopped: outcome.detail };
-        return { stopped: `CPU ${index} could not run the guest kernel: ${outcome.detail}` };
+        const lost = `CPU ${index} could not run the guest kernel: ${outcome.detail}`;
+        // Without its BSP the kernel answers nothing more (a real guest hangs: SSH times out).
+        if (index === 0) this.#lost = lost;
+        return { stopped: lost };
       }
       if (outcome.vmStopped) return { stopped: outcome.detail };
       if (result !== undefined && result.exit.kind !== 'npf') return { value: result.value, outcome };
     }
-    return {
-      stopped: `CPU ${index} keeps faulting on the same instruction (the host never resolves the #NPF)`,
-    };
+    const stuck = `CPU ${index} keeps faulting on the same instruction (the host never resolves the #NPF)`;
+    // A kernel CPU spinning on a fault answers nothing more (a real guest hangs: SSH times out).
+    if (index === 0) this.#lost = stuck;
+    return { stopped: stuck };
   }
 
   /**

@@ -1,5 +1,8 @@
 // Public entry of the differential runner: observations, diff, expectations, fixtures, reports, run.
+
+export { AgentScenarioTarget, helloPlatform } from './agent-target.js';
 export { alignmentClass, COMPARED_KEYS, diffScenario, diffStep, type StepDifference } from './diff.js';
+export { defaultRunEnvironment, snpsimVersion } from './environment.js';
 export { checkExpect, checkScenarioExpectations, type ExpectationFailure, expectationFor } from './expect.js';
 export {
   type Classified,
@@ -55,6 +58,7 @@ export {
 } from './report.js';
 export { evaluateScenario, type RunOptions, type RunOutcome, runDifferential, runOrder } from './run.js';
 export { FIXTURE_SCHEMA_PATH, publishedSchemas } from './schemas.js';
+export { SimTarget } from './sim-target.js';
 export type {
   ModelConfig,
   ReferenceModel,

@@ -215,7 +215,7 @@ async function runTarget(
       options.progress?.tick(`${target.spec} ${s.name}`);
     }
     await target.close().catch(() => undefined);
-    return { report: section(), fixture, complete: true };
+    return { report: section(), fixture, complete: false };
   }
   const sevStatus = platform.sev_status === undefined ? undefined : parseInteger(platform.sev_status);
   const possible = platform.possible_cpus === undefined ? undefined : Number(platform.possible_cpus);
@@ -315,6 +315,9 @@ async function runTarget(
   } finally {
     await target.close().catch(() => undefined);
   }
+  // Scenarios a broken target could not run make the run partial (a by-design stop after a
+  // destructive scenario does not).
+  if (stopped?.status === 'error') complete = false;
   return { report: section(), fixture, complete };
 }
 

@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { access, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import ssh2 from 'ssh2';
+import {
+  createRunCommand,
+  defaultRunEnvironment,
+  type LoadedScenario,
+  main,
+  type RunEnvironment,
+  type RunReport,
+  runCommand,
+  type ScenarioExecution,
+  type ScenarioTarget,
+  SnpsimErrorCode,
+} from '../../guest-harness/index.js';
+import { capture, corpus, tempDir, writeJson } from './run-helpers.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+before(async () => {
+  ({ dir, cleanup } = await tempDir('exit'));
+});
+after(async () => cleanup());
+
+const THREE = corpus('discovery-hv-features', 'discovery-sev-info', 'lifecycle-offline-online');
+
+/** A target that answers its first scenario from the model, then loses its guest for good. */
+class BreakingTarget implements ScenarioTarget {
+  readonly kind = 'ssh' as const;
+  #runs = 0;
+  constructor(
+    readonly spec: string,
+    readonly inner: ScenarioTarget,
+  ) {}
+  open() {
+    return this.inner.open();
+  }
+  cannotRun() {
+    return undefined;
+  }
+  async run(s: LoadedScenario): Promise<ScenarioExecution> {
+    this.#runs++;
+    if (this.#runs === 1) return this.inner.run(s);
+    return {
+      observations: [],
+      error: { code: SnpsimErrorCode.SSH_TIMEOUT, message: 'no response to step 1 within 10000 ms' },
+    };
+  }
+  async recover() {
+    return 'reconnecting failed: connect ECONNREFUSED';
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+function environment(): RunEnvironment {
+  const base = defaultRunEnvironment();
+  return {
+    ...base,
+    resolvePolicy: async (v) => (v === 'breaks' ? 'breaks' : base.resolvePolicy(v)),
+    target(spec, options) {
+      if (spec.kind === 'model' && spec.policy === 'breaks') {
+        return new BreakingTarget(spec.text, base.target({ kind: 'model', text: 'model' }, options));
+      }
+      return base.target(spec, options);
+    },
+  };
+}
+
+async function viaMain(argv: string[]) {
+  const c = capture();
+  const code = await main(['run', ...argv], c.io, [createRunCommand(async () => environment())]);
+  return { code, out: c.out(), err: c.err() };
+}
+
+test('exit 0: no differences', async () => {
+  const r = await viaMain([...THREE, '--target', 'model', '--quiet']);
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, /no differences \(exit 0\)/);
+});
+
+test('exit 1: differences', async () => {
+  const r = await viaMain([
+    ...corpus('malformed-sev-features-zero'),
+    '--target',
+    'model:linux-6.15',
+    '--quiet',
+  ]);
+  assert.equal(r.code, 1);
+  assert.match(r.out, /DIFF {2}malformed-sev-features-zero/);
+});
+
+test('exit 2: a bad scenario file names file, JSON path and problem, and nothing runs', async () => {
+  const bad = await writeJson(join(dir, 'bad.json'), {
+    description: 'a bad scenario for exit codes',
+    steps: [{ op: 'ap-creation', request: 'create' }],
+  });
+  const json = join(dir, 'never.json');
+  const r = await viaMain([bad, ...THREE, '--target', 'model', '--json', json]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /SNPSIM_SCENARIO_INVALID: 1 problem in 1 scenario file; nothing was run:/);
+  assert.ok(r.err.includes(`${bad}: $.steps[0].apic: missing required property 'apic'`), r.err);
+  assert.equal(r.out, '');
+  await assert.rejects(access(json), 'no report is written when nothing ran');
+});
+
+test('exit 2: usage and input errors (flags, targets, policies, profiles, expectations, fixtures)', async () => {
+  const cases: [string[], RegExp][] = [
+    [['--target', 'model', '--bogus'], /SNPSIM_USAGE: Unknown option '--bogus'/],
+    [
+      ['--target', 'telnet://x'],
+      /SNPSIM_USAGE: --target telnet:\/\/x: unknown target; expected model\[:POLICY\[:PROFILE\]\]/,
+    ],
+    [['--target', 'ssh://root@host:99999'], /port 99999 is not in 1\.\.65535/],
+    [
+      ['--target', 'model', '--policy', 'linux-6.12'],
+      /SNPSIM_POLICY_INVALID: --policy linux-6\.12: neither a preset/,
+    ],
+    [['--target', 'model', '--profile', 'zen9'], /SNPSIM_PROFILE_INVALID/],
+    [['--target', 'model', '--target', 'model'], /--target model is given twice/],
+    [['--target', 'model', '--target', 'sim', '--record', join(dir, 'x.json')], /--record saves one target/],
+    [['--target', 'model', '--platform', 'host kernel=6'], /--platform host kernel=6: expected key=value/],
+    [
+      ['--target', 'model', '--expectations', join(dir, 'missing.json')],
+      /SNPSIM_INPUT_INVALID: .*cannot read the expectations file/,
+    ],
+    [
+      ['--target', `fixture:${join(dir, 'missing.json')}`],
+      /SNPSIM_FIXTURE_INVALID: .*cannot read the fixture/,
+    ],
+    [['--target', 'model', '--host-key', 'MD5:aa'], /expected an OpenSSH fingerprint SHA256:/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await viaMain([...THREE, ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    assert.match(r.err, message);
+  }
+  await writeFile(
+    join(dir, 'exp.json'),
+    '{"version": 1, "divergences": [{"scenario": "x", "reason": "short"}]}',
+  );
+  const r = await viaMain([...THREE, '--target', 'model', '--expectations', join(dir, 'exp.json')]);
+  assert.equal(r.code, 2);
+  assert.match(r.err, /exp\.json: \$\.divergences\[0\]\.reason: /);
+});
+
+test('exit 3: a target failing mid-run; the partial reports are still written', async () => {
+  const json = join(dir, 'partial.json');
+  const junit = join(dir, 'partial.xml');
+  const r = await viaMain([
+    ...THREE,
+    '--target',
+    'model:breaks',
+    '--json',
+    json,
+    '--junit',
+    junit,
+    '--quiet',
+  ]);
+  assert.equal(r.code, 3, r.out);
+  assert.match(r.out, /ERROR discovery-sev-info: SNPSIM_SSH_TIMEOUT: no response to step 1/);
+  assert.match(
+    r.out,
+    /ERROR lifecycle-offline-online: SNPSIM_SSH_TIMEOUT: not run: the target failed in scenario discovery-sev-info/,
+  );
+  assert.match(r.out, /run incomplete \(infrastructure failure\); partial run \(exit 3\)/);
+  const report = JSON.parse(await readFile(json, 'utf8')) as RunReport;
+  assert.equal(report.exitCode, 3);
+  assert.equal(report.complete, false);
+  assert.deepEqual(
+    report.targets[0]!.scenarios.map((s) => s.status),
+    ['pass', 'error', 'error'],
+  );
+  assert.match(await readFile(junit, 'utf8'), /<error type="SNPSIM_SSH_TIMEOUT"/);
+});
+
+test('exit 3: an unreachable target (connection refused) fails every scenario, reports written', async () => {
+  const json = join(dir, 'refused.json');
+  const key = join(dir, 'id_ed25519');
+  await writeFile(key, ssh2.utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+  const r = await viaMain([
+    ...THREE,
+    ...['--target', 'ssh://root@127.0.0.1:1', '--host-key', `SHA256:${'A'.repeat(43)}`, '--identity', key],
+    ...['--json', json, '--quiet'],
+  ]);
+  assert.equal(r.code, 3);
+  const report = JSON.parse(await readFile(json, 'utf8')) as RunReport;
+  assert.equal(report.targets[0]!.error?.code, SnpsimErrorCode.SSH_CONNECTION_REFUSED);
+  assert.ok(
+    report.targets[0]!.scenarios.every(
+      (s) => s.status === 'error' && s.reason === 'not run: the target could not be opened',
+    ),
+  );
+  assert.equal(report.complete, false);
+});
+
+test('exit 3: an interrupted run stops after the current scenario and writes a partial report', async () => {
+  const json = join(dir, 'interrupted.json');
+  const controller = new AbortController();
+  const c = capture();
+  // Progress goes to stderr: abort when the first scenario is done.
+  const io = {
+    stdout: c.io.stdout,
+    stderr: {
+      write: (s: string) => (s.startsWith('progress') ? controller.abort() : undefined),
+      isTTY: false,
+    },
+  };
+  const code = await runCommand(
+    [...THREE, '--target', 'model', '--json', json],
+    io,
+    environment(),
+    controller.signal,
+  );
+  assert.equal(code, 3);
+  const report = JSON.parse(await readFile(json, 'utf8')) as RunReport;
+  assert.equal(report.complete, false);
+  assert.ok(report.targets[0]!.scenarios.length < 3, 'scenarios after the interrupt are not run');
+});
