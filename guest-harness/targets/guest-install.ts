@@ -14,7 +14,7 @@ import type { SshConnection } from '../ssh/connection.js';
 import { type RemoteResult, runRemote } from '../ssh/exec.js';
 import { checkRemotePath, shellQuote } from '../ssh/remote-command.js';
 import type { SFTPWrapper, Stats } from '../ssh/ssh2.js';
-import { type CheckStatus, KMOD_NAME } from './guest-doctor.js';
+import { type CheckStatus, KMOD_NAME, parseProbe } from './guest-doctor.js';
 import type { SshAgentTarget } from './ssh-target.js';
 
 /** Where the sources go on the guest. */
@@ -173,12 +173,8 @@ export async function installGuest(
   const q = shellQuote;
   const connection = await target.connect();
   const remote = (command: string) => runRemote(connection, command, { timeoutMs });
-  const probe = new Map(
-    (await runRemote(connection, PROBE, { timeoutMs })).stdout
-      .split('\n')
-      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
-  );
-  const release = (probe.get('release') ?? '?').replace(/[^\x20-\x7e]/g, '?');
+  const probe = parseProbe((await runRemote(connection, PROBE, { timeoutMs })).stdout).values;
+  const release = probe.get('release') ?? '?';
   if (probe.get('uid') === '0') report('root', 'PASS', 'uid 0');
   else
     report(
