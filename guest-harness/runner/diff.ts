@@ -25,7 +25,7 @@ export const COMPARED_KEYS: Readonly<Record<StepOp, readonly string[]>> = Object
   'wait-marker': ['ran'],
   'vmsa-free': ['eax', 'freed'],
   'host-set-mp-state': ['ret'],
-  'host-run': ['exit', 'reason'],
+  'host-run': ['exit', 'mp_state'],
   concurrent: [],
 });
 
