@@ -24,9 +24,10 @@ export const CpuProfileSchema = Type.Object(
     /** Implemented VMPLs, CPUID Fn8000_001F_EBX[15:12] (4 on Milan and Genoa) [APM 15.36.3]. */
     vmplCount: Type.Integer({ minimum: 1, maximum: 4 }),
     /**
-     * §H1: PSMASH status when the entry is not a 2 MB entry ("page doesn't meet the requirements for
-     * expansion"): 4 = `PSMASH_FAIL_BADADDR` of the 2021 Linux RFC (AMD authors), 7 = Microsoft
-     * `__psmash` docs. Default 4; decide by a hardware run.
+     * §H1: PSMASH status when the page does not meet the requirements for expansion (the 2 MB-aligned
+     * entry is not an assigned 2 MB entry, or another entry of its region is assigned; see
+     * `cpu/host-instructions.ts`): 4 = `PSMASH_FAIL_BADADDR` of the 2021 Linux RFC (AMD authors),
+     * 7 = Microsoft `__psmash` docs. Default 4; decide by a hardware run.
      */
     psmashBadAddressCode: Type.Union([Type.Literal(4), Type.Literal(7)]),
     /**

@@ -91,6 +91,12 @@ function checkState(m: Machine, s: RmpUpdateState): number {
   return RmpStatus.SUCCESS;
 }
 
+/** Any of the 511 non-head entries of the 2 MB region at `headPfn` Immutable (O(511), not hot). */
+function immutableTail(m: Machine, headPfn: number): boolean {
+  for (let i = 1; i < PAGES_PER_2M; i++) if (m.rmp.word(headPfn + i, 0) & W0_IMMUTABLE) return true;
+  return false;
+}
+
 /**
  * RMPUPDATE `spa` to `state` (a decoded state or the 16 raw bytes of `struct rmp_state`).
  * Checks, in order: new state (FAIL_INPUT), sPA aligned to the page size and RMP-covered (FAIL_INPUT),
@@ -121,6 +127,9 @@ export function rmpupdate(m: Machine, spa: number, state: RmpUpdateState | Uint8
   if (s.pageSize === 1) {
     // Another 4K entry of the region is assigned.
     if ((w0 & W0_SUBPAGE_MASK) !== 0) return RmpStatus.FAIL_OVERLAP;
+    // An assigned 2 MB entry governs all 512 pages: it must not swallow an Immutable (HV-Fixed) 4K
+    // entry, which only the AMD-SP may change (APM Table 15-34 "Immutable") [DER].
+    if (s.assigned && immutableTail(m, pfn)) return RmpStatus.FAIL_PERMISSION;
   } else if (
     pfn !== headPfn &&
     (rmp.word(headPfn, 0) & (W0_ASSIGNED | W0_PAGESIZE)) === (W0_ASSIGNED | W0_PAGESIZE)
@@ -144,9 +153,16 @@ export function rmpupdate(m: Machine, spa: number, state: RmpUpdateState | Uint8
 
 /**
  * PSMASH the 2 MB page at `spa` into 512 4K entries. Checks: sPA 2 MB aligned and the region covered
- * (FAIL_INPUT); entry is a 2 MB entry (else profile.psmashBadAddressCode, §H1); no page of the region
- * in use (FAIL_INUSE). Every field is copied to all 512 entries (Validated, VMSA, Immutable, lock,
- * permissions, q1) with Page_Size = 0 and consecutive GPAs (head GPA + i × 4K).
+ * (FAIL_INPUT); the page meets the requirements for expansion (else profile.psmashBadAddressCode, §H1);
+ * no page of the region in use (FAIL_INUSE). Every field is copied to all 512 entries (Validated, VMSA,
+ * Immutable, lock, permissions, q1) with Page_Size = 0 and consecutive GPAs (head GPA + i × 4K).
+ *
+ * Requirements for expansion [DER]: the 2 MB-aligned entry is an *assigned* 2 MB entry (the only kind
+ * that governs its region, [LX] `__snp_lookup_rmpentry`; KVM smashes only those, `snp_rmptable_psmash`)
+ * and no other entry of the region is assigned (subpage count 0). An unassigned Page_Size = 1 entry
+ * (Linux `rmp_make_shared(pfn, PG_LEVEL_2M)`) does not govern its 511 other entries, which may since
+ * hold guest, Firmware or Context pages: copying it over them would let the host rewrite pages only
+ * the AMD-SP may change (§A.1 Immutable).
  */
 export function psmash(m: Machine, spa: number): number {
   if (!isUint(spa, 2 ** 52 - 1) || spa % PAGE_SIZE_2M !== 0) return RmpStatus.FAIL_INPUT;
@@ -154,7 +170,8 @@ export function psmash(m: Machine, spa: number): number {
   const { rmp } = m;
   if (!rmp.isCovered(pfn + PAGES_PER_2M - 1)) return RmpStatus.FAIL_INPUT;
   const w0 = rmp.word(pfn, 0);
-  if ((w0 & W0_PAGESIZE) === 0) return m.profile.psmashBadAddressCode;
+  const assigned2M = W0_ASSIGNED | W0_PAGESIZE;
+  if ((w0 & assigned2M) !== assigned2M || (w0 & W0_SUBPAGE_MASK) !== 0) return m.profile.psmashBadAddressCode;
   if (m.inUse.anyInUse(pfn, PAGES_PER_2M)) return RmpStatus.FAIL_INUSE;
   const w1 = rmp.word(pfn, 1);
   const w2 = rmp.word(pfn, 2);

@@ -4,6 +4,8 @@
  *  - the status is in the status table and in the command's row of the command table;
  *  - no assigned page (guest, Context, Firmware ...) is host-writable through a 4K mapping, and no
  *    page of a 2 MB region holding an assigned entry through a 2 MB mapping;
+ *  - no host instruction (RMPUPDATE, PSMASH) changes a page governed by an Immutable entry (Firmware,
+ *    Context, Pre-Guest, HV-Fixed ...): only the AMD-SP may;
  *  - the RMP's per-ASID and subpage counters equal a recount (firmware writes keep them);
  *  - the firmware's guest contexts are exactly the Context pages of the RMP;
  *  - an ASID in use belongs to exactly one active guest.
@@ -14,6 +16,7 @@ import fc from 'fast-check';
 import {
   AccessKind,
   COMMANDS_BY_ID,
+  entryGfn,
   isSevStatus,
   MappingSize,
   PageState,
@@ -149,9 +152,7 @@ function apply(s: Sys, op: Op): string {
       return `shared: ${s.platform.rmpupdate(op.pa, { assigned: false, asid: 0, immutable: false, gpa: 0, pageSize: big ? 1 : 0 })}`;
     }
     case 'psmash':
-      // As KVM (snp_rmptable_psmash): only an assigned 2 MB entry is smashed. A PSMASH of an
-      // *unassigned* 2 MB entry would copy it over 4K entries assigned since (RMP model, see README).
-      if ((s.platform.rmp.word(REGION / 0x1000, 0) & 3) !== 3) return 'psmash: skipped';
+      // Any 2 MB entry, assigned or not: the CPU must refuse what it cannot expand safely.
       return `psmash: ${s.platform.psmash(REGION)}`;
     case 'wbinvd':
       s.fw.noteWbinvd();
@@ -200,6 +201,40 @@ function guestAt(s: Sys, k: number): { pa: number; asid: number } | undefined {
   if (entries.length === 0) return undefined;
   const [pfn, g] = entries[k % entries.length]!;
   return { pa: pfn * 0x1000, asid: g.asid };
+}
+
+/** Ops that are host RMP instructions only (no firmware command). */
+const HOST_ONLY = new Set<Op['k']>(['rmpupdate', 'firmware-page', 'pre-guest', 'shared', 'psmash']);
+
+/**
+ * The state that governs page `pfn` (its 2 MB-aligned entry when that is an assigned 2 MB entry, else
+ * its own): owner bits, this page's GFN, ASID/VMSA/Validated/lock, VMPL masks, q1 — or null when that
+ * entry is not Immutable. Page size is representation (PSMASH changes it), not state.
+ */
+function immutableState(s: Sys, pfn: number): string | null {
+  const { rmp } = s.platform;
+  const at = rmp.authoritativePfn(pfn);
+  const w0 = rmp.word(at, 0);
+  if ((w0 & 4) === 0) return null;
+  const w1 = rmp.word(at, 1);
+  return [w0 & 5, entryGfn(w0, w1) + (pfn - at), w1 & ~0x7ffff, rmp.word(at, 2), rmp.word(at, 3)].join(':');
+}
+
+/** `apply`, checking that a host-only op leaves every Immutable-governed page as it was. */
+function applyChecked(s: Sys, op: Op, trace: string[]): string {
+  if (!HOST_ONLY.has(op.k)) return apply(s, op);
+  const before = CHECKED.map((pfn) => immutableState(s, pfn));
+  const t = apply(s, op);
+  CHECKED.forEach((pfn, i) => {
+    const was = before[i];
+    if (was === null || was === undefined) return;
+    assert.equal(
+      immutableState(s, pfn),
+      was,
+      `Immutable pfn 0x${pfn.toString(16)} changed by "${t}" after:\n  ${trace.join('\n  ')}`,
+    );
+  });
+  return t;
 }
 
 /** Status in the table and in the command's row; returns `NAME -> STATUS`. */
@@ -254,7 +289,7 @@ describe('firmware command sequences (property)', () => {
         const s = initSystem('genoa', MEM);
         const trace: string[] = [];
         for (const op of ops) {
-          const t = apply(s, op);
+          const t = applyChecked(s, op, trace);
           trace.push(t);
           for (const part of t.split('; ')) reached.add(part);
           checkInvariants(s, trace);
