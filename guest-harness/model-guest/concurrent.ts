@@ -9,15 +9,13 @@
  * its VMGEXIT) is taken when the activity starts; it cannot interact with another issuer's request.
  */
 import type { ConcurrentRequest } from '../scenario/index.js';
-import { apCreationRequest } from '../scenario/index.js';
+import { apCreationRequest, defaultValid } from '../scenario/index.js';
 import type { ModelGuest } from './guest.js';
 import { mpStateLabel } from './guest.js';
 import {
   type Activity,
   enumerate,
   GHCB_FIELD,
-  GHCB_PROTOCOL_VERSION_OFFSET,
-  GHCB_VALID_BITMAP_OFFSET,
   type GuestEntry,
   type GuestExit,
   INVALID_PAGE,
@@ -26,18 +24,10 @@ import {
   type Steps,
   SVM_VMGEXIT,
 } from './host-api.js';
+import { CALL_FUNCTION_SINGLE_VECTOR, ghcbPage, VALID_FIELD } from './machine.js';
 
-/** CALL_FUNCTION_SINGLE_VECTOR: how the module gets its code run on another CPU. // [LX] irq_vectors.h */
-const CALL_FUNCTION_SINGLE_VECTOR = 0xfb;
 /** Complete orders tried at most; beyond it the result says `truncated=1`. */
 export const MAX_CONCURRENT_RUNS = 1000;
-/** Valid-bitmap bits of the AP Creation fields. // [LX] GHCB_BITMAP_IDX = offset / 8 */
-const VALID_BITS: Readonly<Record<string, number>> = Object.freeze({
-  exit_code: 114,
-  info1: 115,
-  info2: 116,
-  rax: 63,
-});
 
 interface World {
   readonly guest: ModelGuest;
@@ -57,7 +47,7 @@ export interface ConcurrentResult {
   readonly outcomes: readonly string[];
 }
 
-/** Runs `guest`'s current step after every issuer's preparation: the guest code of an issuer's VMGEXIT. */
+/** The guest code of an issuer's VMGEXIT: its GHCB written as the module writes it, then VMGEXIT. */
 function issuerAction(
   guest: ModelGuest,
   index: number,
@@ -67,25 +57,18 @@ function issuerAction(
   const m = guest.machine;
   const r = apCreationRequest(request, pages);
   const page = r.h === undefined ? undefined : guest.module.page(r.h);
-  const info1 = r.info1 ?? (BigInt(r.apic) << 32n) | (BigInt(r.vmpl) << 16n) | BigInt(r.request);
-  const info2 = r.info2 ?? r.gpa ?? BigInt(page?.gpa ?? 0);
-  const rax = r.rax ?? guest.module.sevFeatures(r.h) ?? 0n;
-  const valid =
-    r.valid ?? (r.request === 2 ? ['exit_code', 'info1', 'info2'] : ['exit_code', 'info1', 'info2', 'rax']);
+  const ghcb = ghcbPage(
+    {
+      sw_exit_code: r.exitCode ?? SVM_VMGEXIT.AP_CREATION,
+      sw_exit_info_1: r.info1 ?? (BigInt(r.apic) << 32n) | (BigInt(r.vmpl) << 16n) | BigInt(r.request),
+      sw_exit_info_2: r.info2 ?? r.gpa ?? BigInt(page?.gpa ?? 0),
+      rax: r.rax ?? guest.module.sevFeatures(r.h) ?? 0n,
+    },
+    (r.valid ?? defaultValid(r.request)).map((v) => VALID_FIELD[v]),
+    m.vm.ghcbVersion,
+  );
   const gpa = m.cpus[index]!.ghcbGpa;
   return (entry: GuestEntry): GuestExit => {
-    const ghcb = new Uint8Array(PAGE_SIZE);
-    const view = new DataView(ghcb.buffer);
-    view.setBigUint64(GHCB_FIELD.sw_exit_code, r.exitCode ?? SVM_VMGEXIT.AP_CREATION, true);
-    view.setBigUint64(GHCB_FIELD.sw_exit_info_1, info1, true);
-    view.setBigUint64(GHCB_FIELD.sw_exit_info_2, info2, true);
-    view.setBigUint64(GHCB_FIELD.rax, rax, true);
-    for (const v of valid) {
-      const bit = VALID_BITS[v]!;
-      const at = GHCB_VALID_BITMAP_OFFSET + (bit >> 3);
-      view.setUint8(at, view.getUint8(at) | (1 << (bit & 7)));
-    }
-    view.setUint16(GHCB_PROTOCOL_VERSION_OFFSET, Number(m.vm.ghcbVersion), true);
     const fault = m.write(entry.guest, gpa, ghcb, 0);
     if (fault !== undefined) return fault;
     entry.writeGhcbMsr(BigInt(gpa));

@@ -9,27 +9,39 @@
  * access checks in the issuing vCPU's guest context, RMPADJUST / PVALIDATE through the platform,
  * GHCB writes to the shared GHCB page, the GHCB MSR, and VMGEXIT handled by the host's KVM_RUN.
  */
+
+import type { GhcbValidField } from '../protocol/index.js';
 import {
   AccessKind,
   createSnpSystem,
   GHCB_FIELD,
+  GHCB_HV_FT,
   GHCB_MSR,
+  GHCB_MSR_GPA_VALUE_POS,
+  GHCB_MSR_HV_FT_POS,
+  GHCB_MSR_INFO_MASK,
   GHCB_PROTOCOL_VERSION_OFFSET,
   GHCB_USAGE_OFFSET,
   GHCB_VALID_BITMAP_OFFSET,
+  type GhcbField,
   type GuestContext,
   type GuestEntry,
   type GuestExit,
+  ghcbBitmapIndex,
   type HostPolicy,
   INITIAL_VMSA_GPA,
   Kvm,
   PAGE_SIZE,
   type PlatformProfile,
+  pscRequest,
   type RunOutcome,
+  regGpaRequest,
+  SNP_PAGE_STATE_SHARED,
   type SnpSystem,
   SVM_VMGEXIT,
   snpLaunchFinish,
   snpLaunchStart,
+  termRequest,
   type Vcpu,
   type Vm,
 } from './host-api.js';
@@ -51,25 +63,13 @@ export const DEFAULT_SEV_STATUS = 0x7n;
 /** Guest policy of the launch: SMT allowed (bit 16) | reserved-must-be-one (bit 17). // [LX] SNP_POLICY_MASK_* */
 const LAUNCH_POLICY = 0x30000n;
 /** CALL_FUNCTION_SINGLE_VECTOR: the IPI Linux's CPU hotplug sends. // [LX] arch/x86/include/asm/irq_vectors.h */
-const CALL_FUNCTION_SINGLE_VECTOR = 0xfb;
+export const CALL_FUNCTION_SINGLE_VECTOR = 0xfb;
 /** APIC_SPIV_APIC_ENABLED | spurious vector 0xff: what Linux writes to bring its APIC up. // [LX] apic.c */
 const SVR_ENABLED = 0x1ff;
 /** SVR with the APIC software-disabled (Linux's disable_local_APIC on the way down). */
 const SVR_DISABLED = 0xff;
 /** GHCB usage 0 (the default usage the NAE events use). // [LX] GHCB_DEFAULT_USAGE */
 const GHCB_DEFAULT_USAGE = 0;
-/** Valid-bitmap bits. // [LX] GHCB_BITMAP_IDX = offset / 8 */
-const VALID_BIT = Object.freeze({
-  rax: 63,
-  rbx: GHCB_FIELD.rbx / 8,
-  rcx: GHCB_FIELD.rcx / 8,
-  rdx: GHCB_FIELD.rdx / 8,
-  rsi: GHCB_FIELD.rsi / 8,
-  cpl: GHCB_FIELD.cpl >> 3,
-  exit_code: 114,
-  info1: 115,
-  info2: 116,
-} as const);
 /** How often a guest re-executes an instruction the host resolved a #NPF for, before it is stuck. */
 const MAX_FAULT_RETRIES = 8;
 /** Scheduler rounds after which vCPUs that keep running count as spinning (the model's "time"). */
@@ -152,6 +152,50 @@ class PageAllocator {
 }
 
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
+
+/** Linux errno values the kernel's CPU hotplug returns. // [LX] include/uapi/asm-generic/errno*.h */
+export const ERRNO = Object.freeze({
+  ENOENT: 2,
+  EIO: 5,
+  ENOMEM: 12,
+  EBUSY: 16,
+  EINVAL: 22,
+  EOPNOTSUPP: 95,
+} as const);
+
+/** The GHCB field behind each `valid=` name of the agent protocol. */
+export const VALID_FIELD: Readonly<Record<GhcbValidField, GhcbField>> = Object.freeze({
+  exit_code: 'sw_exit_code',
+  info1: 'sw_exit_info_1',
+  info2: 'sw_exit_info_2',
+  rax: 'rax',
+});
+
+/**
+ * The GHCB page a guest writes for one NAE event: the fields (CPL is a u8, the rest u64), their
+ * valid-bitmap bits (GHCB_BITMAP_IDX = offset / 8), the protocol version and usage 0 (the kernel's
+ * ghcb_set_*() and sev_es_ghcb_hv_call; [LX] arch/x86/include/asm/svm.h struct ghcb).
+ */
+export function ghcbPage(
+  fields: Readonly<Partial<Record<GhcbField, bigint>>>,
+  valid: readonly GhcbField[],
+  version: bigint,
+): Uint8Array {
+  const page = new Uint8Array(PAGE_SIZE);
+  const view = new DataView(page.buffer);
+  for (const [name, value] of Object.entries(fields) as [GhcbField, bigint][]) {
+    if (name === 'cpl') view.setUint8(GHCB_FIELD.cpl, Number(value & 0xffn));
+    else view.setBigUint64(GHCB_FIELD[name], BigInt.asUintN(64, value), true);
+  }
+  for (const field of valid) {
+    const bit = ghcbBitmapIndex(field);
+    const at = GHCB_VALID_BITMAP_OFFSET + (bit >> 3);
+    view.setUint8(at, view.getUint8(at) | (1 << (bit & 7)));
+  }
+  view.setUint16(GHCB_PROTOCOL_VERSION_OFFSET, Number(version), true);
+  view.setUint32(GHCB_USAGE_OFFSET, GHCB_DEFAULT_USAGE, true);
+  return page;
+}
 
 export class Machine {
   readonly config: MachineConfig;
@@ -453,7 +497,7 @@ export class Machine {
    * reason code (TERM_REASON_VC).
    */
   #terminate(entry: GuestEntry): GuestExit {
-    entry.writeGhcbMsr(GHCB_MSR.TERM_REQ | (BigInt(TERM_REASON_VC) << 16n));
+    entry.writeGhcbMsr(termRequest(0, TERM_REASON_VC));
     return { kind: 'vmgexit' };
   }
 
@@ -486,29 +530,16 @@ export class Machine {
    */
   naeCall(
     index: number,
-    fields: Readonly<Partial<Record<keyof typeof GHCB_FIELD, bigint>>>,
-    valid: readonly (keyof typeof VALID_BIT)[],
-    read: readonly (keyof typeof GHCB_FIELD)[] = [],
+    fields: Readonly<Partial<Record<GhcbField, bigint>>>,
+    valid: readonly GhcbField[],
+    read: readonly GhcbField[] = [],
   ): { info1: bigint; info2: bigint; regs: Record<string, bigint> } | GuestStopped {
     const cpu = this.cpus[index]!;
     const gpa = cpu.ghcbGpa;
     let saved = 0n;
+    const page = ghcbPage(fields, valid, this.vm.ghcbVersion);
     const exit = this.run(index, (entry) => {
       saved = entry.readGhcbMsr();
-      const page = new Uint8Array(PAGE_SIZE);
-      const view = new DataView(page.buffer);
-      for (const [name, value] of Object.entries(fields)) {
-        view.setBigUint64(GHCB_FIELD[name as keyof typeof GHCB_FIELD], BigInt.asUintN(64, value ?? 0n), true);
-      }
-      for (const v of valid) {
-        const bit = VALID_BIT[v];
-        view.setUint8(
-          GHCB_VALID_BITMAP_OFFSET + (bit >> 3),
-          view.getUint8(GHCB_VALID_BITMAP_OFFSET + (bit >> 3)) | (1 << (bit & 7)),
-        );
-      }
-      view.setUint16(GHCB_PROTOCOL_VERSION_OFFSET, Number(this.vm.ghcbVersion), true);
-      view.setUint32(GHCB_USAGE_OFFSET, GHCB_DEFAULT_USAGE, true);
       const fault = this.write(entry.guest, gpa, page, 0);
       if (fault !== undefined) return { exit: fault, value: undefined };
       entry.writeGhcbMsr(BigInt(gpa));
@@ -565,7 +596,7 @@ export class Machine {
     if (isStopped(bsp)) throw new Error(`model guest boot: ${bsp.stopped}`);
     const ft = this.msrProtocol(0, GHCB_MSR.HV_FT_REQ);
     if (isStopped(ft)) throw new Error(`model guest boot: ${ft.stopped}`);
-    this.hvFeatures = (ft & 0xfffn) === GHCB_MSR.HV_FT_RESP ? ft >> 12n : 0n;
+    this.hvFeatures = (ft & GHCB_MSR_INFO_MASK) === GHCB_MSR.HV_FT_RESP ? ft >> GHCB_MSR_HV_FT_POS : 0n;
     // smp_init: bring up every AP with AP Creation (a policy may refuse; that CPU stays offline).
     for (let i = 1; i < n; i++) {
       const up = this.cpuUp(i);
@@ -582,11 +613,11 @@ export class Machine {
     const cpu = this.cpus[index]!;
     const gfn = BigInt(cpu.ghcbGpa / PAGE_SIZE);
     // GHCB_MSR_PSC_REQ: GFN in [51:12], operation (2 = shared) in [55:52].
-    const psc = this.msrProtocol(index, GHCB_MSR.PSC_REQ | (gfn << 12n) | (2n << 52n));
+    const psc = this.msrProtocol(index, pscRequest(gfn, SNP_PAGE_STATE_SHARED));
     if (isStopped(psc)) return psc;
-    const reg = this.msrProtocol(index, GHCB_MSR.REG_GPA_REQ | (gfn << 12n));
+    const reg = this.msrProtocol(index, regGpaRequest(gfn));
     if (isStopped(reg)) return reg;
-    if ((reg & 0xfffn) !== GHCB_MSR.REG_GPA_RESP || reg >> 12n !== gfn) {
+    if ((reg & GHCB_MSR_INFO_MASK) !== GHCB_MSR.REG_GPA_RESP || reg >> GHCB_MSR_GPA_VALUE_POS !== gfn) {
       return { stopped: `GHCB registration of CPU ${index} refused (response ${hex(reg)})` };
     }
     // The registration response stays in the MSR: the module finds the GHCB there.
@@ -606,13 +637,13 @@ export class Machine {
    */
   cpuUp(index: number): number | GuestStopped {
     const cpu = this.cpus[index];
-    if (cpu === undefined) return 2; // ENOENT: no such CPU directory
+    if (cpu === undefined) return ERRNO.ENOENT; // no such CPU directory
     if (cpu.online) return 0;
     // [LX] wakeup_cpu_via_vmgexit: -EOPNOTSUPP without GHCB_HV_FT_SNP_AP_CREATION (bit 1).
-    if ((this.hvFeatures & 0x2n) === 0n) return 95;
+    if ((this.hvFeatures & GHCB_HV_FT.SNP_AP_CREATION) === 0n) return ERRNO.EOPNOTSUPP;
     const block = this.allocPages(1, true);
     if (isStopped(block)) return block;
-    if (block === undefined) return 12; // ENOMEM
+    if (block === undefined) return ERRNO.ENOMEM;
     // snp_alloc_vmsa_page: split the order-1 block, free the first page, use the second.
     this.freePages(block);
     const vmsaGpa = block + PAGE_SIZE;
@@ -631,7 +662,7 @@ export class Machine {
     if (isStopped(set)) return set;
     if (set.eax !== 0) {
       this.freePages(vmsaGpa);
-      return 22; // -EINVAL: "set VMSA page failed"
+      return ERRNO.EINVAL; // "set VMSA page failed"
     }
     const sevFeatures = readField(view, 'sev_features');
     const r = this.naeCall(
@@ -642,14 +673,14 @@ export class Machine {
         sw_exit_info_2: BigInt(vmsaGpa),
         rax: sevFeatures,
       },
-      ['exit_code', 'info1', 'info2', 'rax'],
+      ['sw_exit_code', 'sw_exit_info_1', 'sw_exit_info_2', 'rax'],
     );
     if (isStopped(r)) return r;
     if ((r.info1 & 0xffff_ffffn) !== 0n) {
       // "SNP AP Creation error": snp_cleanup_vmsa, the page is freed only if the VMSA bit cleared.
       const clear = this.rmpadjust(0, vmsaGpa, 0, 0x1n);
       if (!isStopped(clear) && clear.eax === 0) this.freePages(vmsaGpa);
-      return 22;
+      return ERRNO.EINVAL;
     }
     const previous = cpu.linuxVmsaGpa;
     cpu.linuxVmsaGpa = vmsaGpa;
@@ -666,7 +697,7 @@ export class Machine {
     if ((cpu.phase as LinuxPhase) !== 'running') {
       // cpuhp_bp_sync_alive times out ("failed to report alive state"): -EIO.
       cpu.phase = 'stray';
-      return 5;
+      return ERRNO.EIO;
     }
     cpu.online = true;
     cpu.onlineStamp = this.nextStamp();
@@ -679,9 +710,9 @@ export class Machine {
    */
   cpuDown(index: number): number | GuestStopped {
     const cpu = this.cpus[index];
-    if (cpu === undefined) return 2;
+    if (cpu === undefined) return ERRNO.ENOENT;
     if (!cpu.online) return 0;
-    if (index === 0) return 16; // EBUSY: the BSP is not hot-pluggable here
+    if (index === 0) return ERRNO.EBUSY; // the BSP is not hot-pluggable here
     cpu.phase = cpu.phase === 'running' ? 'dying' : cpu.phase;
     this.vm.sendFixed(cpu.apicId, CALL_FUNCTION_SINGLE_VECTOR);
     this.settle(0);
@@ -701,7 +732,7 @@ export class Machine {
           // Early AP startup: register this CPU's GHCB (the MSR protocol, no GHCB needed yet).
           const gfn = BigInt(cpu.ghcbGpa / PAGE_SIZE);
           cpu.ghcbRegistered = true;
-          entry.writeGhcbMsr(GHCB_MSR.REG_GPA_REQ | (gfn << 12n));
+          entry.writeGhcbMsr(regGpaRequest(gfn));
           return { kind: 'vmgexit' };
         }
         vcpu.lapic.writeSvr(SVR_ENABLED);
@@ -733,16 +764,11 @@ export class Machine {
 
   /** sev_es_ap_hlt_loop: SVM_VMGEXIT_AP_HLT_LOOP through the CPU's GHCB. */
   #apHltLoop(cpu: LinuxCpu, entry: GuestEntry): GuestExit {
-    const page = new Uint8Array(PAGE_SIZE);
-    const view = new DataView(page.buffer);
-    view.setBigUint64(GHCB_FIELD.sw_exit_code, SVM_VMGEXIT.AP_HLT_LOOP, true);
-    for (const bit of [VALID_BIT.exit_code, VALID_BIT.info1, VALID_BIT.info2]) {
-      view.setUint8(
-        GHCB_VALID_BITMAP_OFFSET + (bit >> 3),
-        view.getUint8(GHCB_VALID_BITMAP_OFFSET + (bit >> 3)) | (1 << (bit & 7)),
-      );
-    }
-    view.setUint16(GHCB_PROTOCOL_VERSION_OFFSET, Number(this.vm.ghcbVersion), true);
+    const page = ghcbPage(
+      { sw_exit_code: SVM_VMGEXIT.AP_HLT_LOOP },
+      ['sw_exit_code', 'sw_exit_info_1', 'sw_exit_info_2'],
+      this.vm.ghcbVersion,
+    );
     const fault = this.write(entry.guest, cpu.ghcbGpa, page, 0);
     if (fault !== undefined) return fault;
     entry.writeGhcbMsr(BigInt(cpu.ghcbGpa));

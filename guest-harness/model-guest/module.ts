@@ -12,8 +12,19 @@ import type {
   VmsaMemory,
   VmsaPlacement,
 } from '../protocol/index.js';
-import { PAGE_SIZE, SVM_VMGEXIT } from './host-api.js';
-import { type GuestStopped, isStopped, type Machine } from './machine.js';
+import { defaultValid } from '../scenario/index.js';
+import {
+  GENMASK_51_0,
+  GHCB_MSR,
+  GHCB_MSR_HV_FT_POS,
+  GHCB_MSR_INFO_MASK,
+  PAGE_SIZE,
+  pscRequest,
+  SNP_PAGE_STATE_PRIVATE,
+  SNP_PAGE_STATE_SHARED,
+  SVM_VMGEXIT,
+} from './host-api.js';
+import { type GuestStopped, isStopped, type Machine, VALID_FIELD } from './machine.js';
 import { buildVmsa, fitsWidth, stubPage, VMSA_FIELD_LAYOUT, VMSA_SIZE, writeBytes } from './vmsa.js';
 
 /** 2 MiB = 2^9 pages. // snpsim_vmsa.c SNPSIM_ORDER_2M */
@@ -72,6 +83,11 @@ function fail(verb: AgentRequest['verb'], code: AgentErrorCode, errno?: number, 
   };
 }
 
+/** GHCB_MSR_PSC_RESP with error code 0 in [63:32]. // [LX] GHCB_MSR_PSC_RESP_VAL */
+function pscDone(msr: bigint): boolean {
+  return (msr & GHCB_MSR_INFO_MASK) === GHCB_MSR.PSC_RESP && msr >> 32n === 0n;
+}
+
 /** A deterministic stand-in for get_random_u32() | 1: cookies differ per page, runs are reproducible. */
 function cookieFor(gpa: number, serial: number): number {
   let x = (gpa ^ Math.imul(serial, 0x9e3779b1)) >>> 0;
@@ -110,12 +126,17 @@ export class SnpsimModule {
       case 'hello':
         throw new Error('hello is answered by the guest, not the module');
       case 'hv-features': {
-        const msr = m.msrProtocol(0, 0x080n);
+        const msr = m.msrProtocol(0, GHCB_MSR.HV_FT_REQ);
         if (isStopped(msr)) return msr;
-        return { status: 'ok', verb: 'hv-features', msr, features: (msr >> 12n) & ((1n << 52n) - 1n) };
+        return {
+          status: 'ok',
+          verb: 'hv-features',
+          msr,
+          features: (msr >> GHCB_MSR_HV_FT_POS) & GENMASK_51_0,
+        };
       }
       case 'sev-info': {
-        const msr = m.msrProtocol(0, 0x002n);
+        const msr = m.msrProtocol(0, GHCB_MSR.SEV_INFO_REQ);
         if (isStopped(msr)) return msr;
         return {
           status: 'ok',
@@ -161,7 +182,7 @@ export class SnpsimModule {
             rsi: 0n,
             cpl: 0n,
           },
-          ['exit_code', 'info1', 'info2', 'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'cpl'],
+          ['sw_exit_code', 'sw_exit_info_1', 'sw_exit_info_2', 'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'cpl'],
           ['rax'],
         );
         if (isStopped(r)) return r;
@@ -302,9 +323,9 @@ export class SnpsimModule {
       // set_memory_decrypted → snp_set_memory_shared: rescind, then the page state change.
       const rescind = m.pvalidate(0, gpa, 0, 0);
       if (isStopped(rescind)) return rescind;
-      const psc = m.msrProtocol(0, 0x014n | (BigInt(gpa / PAGE_SIZE) << 12n) | (2n << 52n));
+      const psc = m.msrProtocol(0, pscRequest(BigInt(gpa / PAGE_SIZE), SNP_PAGE_STATE_SHARED));
       if (isStopped(psc)) return psc;
-      if (rescind.eax !== 0 || (psc & 0xfffn) !== 0x015n || psc >> 32n !== 0n) {
+      if (rescind.eax !== 0 || !pscDone(psc)) {
         // Page state unknown: never reuse it (as Linux's dma-direct does).
         p.leak = true;
         p.kept = true;
@@ -401,9 +422,7 @@ export class SnpsimModule {
       (BigInt(request.apic) << 32n) | (BigInt(request.vmpl) << 16n) | BigInt(request.request);
     const info2 = request.info2 ?? request.gpa ?? BigInt(page?.gpa ?? 0);
     const rax = request.rax ?? page?.sevFeatures ?? 0n;
-    const valid =
-      request.valid ??
-      (request.request === 2 ? ['exit_code', 'info1', 'info2'] : ['exit_code', 'info1', 'info2', 'rax']);
+    const valid = (request.valid ?? defaultValid(request.request)).map((v) => VALID_FIELD[v]);
     // Anything but a DESTROY may make the hypervisor run the page at SW_EXITINFO2 on that vCPU.
     if (exitCode === SVM_VMGEXIT.AP_CREATION && (info1 & 0xffffn) !== 2n)
       this.#referencedBy(info2, Number(info1 >> 32n));
@@ -454,11 +473,11 @@ export class SnpsimModule {
     };
     if (p.shared) {
       // set_memory_encrypted → snp_set_memory_private: page state change, then validate.
-      const psc = m.msrProtocol(0, 0x014n | (BigInt(p.gpa / PAGE_SIZE) << 12n) | (1n << 52n));
+      const psc = m.msrProtocol(0, pscRequest(BigInt(p.gpa / PAGE_SIZE), SNP_PAGE_STATE_PRIVATE));
       if (isStopped(psc)) return psc;
       const v = m.pvalidate(0, p.gpa, 0, 1);
       if (isStopped(v)) return v;
-      if ((psc & 0xfffn) !== 0x015n || psc >> 32n !== 0n || v.eax !== 0) {
+      if (!pscDone(psc) || v.eax !== 0) {
         p.leak = true;
         return keep(fail('vmsa-free', 'failed', E.EIO, 'page-kept'));
       }

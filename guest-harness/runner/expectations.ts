@@ -9,6 +9,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { SnpsimError, SnpsimErrorCode } from '../errors.js';
 import { formatProblem, parseJson, schemaProblems } from '../scenario/index.js';
+import { globMatch } from '../ssh/index.js';
 import type { StepDifference } from './diff.js';
 import type { Platform } from './observation.js';
 
@@ -19,13 +20,13 @@ const Condition = Type.Union(
   ],
   {
     description:
-      'a value pattern (`*` wildcards), a version comparison (`<6.15`, `>=6.11.2`, `=6.12`), or a list of them (any matches)',
+      'a value pattern (`*` and `?` wildcards, as OpenSSH patterns), a version comparison (`<6.15`, `>=6.11.2`, `=6.12`), or a list of them (any matches)',
   },
 );
 
 export const Divergence = Type.Object(
   {
-    scenario: Type.String({ minLength: 1, description: 'scenario name (`*` wildcards allowed)' }),
+    scenario: Type.String({ minLength: 1, description: 'scenario name (`*` and `?` wildcards allowed)' }),
     step: Type.Optional(
       Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 1 })], {
         description: 'step id/label or 1-based step number (default: any step)',
@@ -126,16 +127,6 @@ function compareVersions(a: readonly number[], b: readonly number[]): number {
   return 0;
 }
 
-function globMatch(pattern: string, value: string): boolean {
-  const re = new RegExp(
-    `^${pattern
-      .split('*')
-      .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
-  );
-  return re.test(value);
-}
-
 /** One condition against one platform value. */
 export function conditionHolds(condition: string, value: string | undefined): boolean {
   if (value === undefined) return false;
@@ -159,7 +150,7 @@ export function conditionHolds(condition: string, value: string | undefined): bo
         return c === 0;
     }
   }
-  return globMatch(condition, value);
+  return globMatch(value, condition);
 }
 
 /** Whether an entry applies to this scenario on this target (name and every platform condition). */
@@ -169,7 +160,7 @@ export function divergenceApplies(
   target: string,
   platform: Platform,
 ): boolean {
-  if (!globMatch(d.scenario, scenario)) return false;
+  if (!globMatch(scenario, d.scenario)) return false;
   for (const [key, cond] of Object.entries(d.when ?? {})) {
     const value = key === 'target' ? target : platform[key];
     if (!(Array.isArray(cond) ? cond : [cond]).some((c) => conditionHolds(c, value))) return false;

@@ -5,6 +5,7 @@
  * `schemas/scenario.schema.json` (see json-schema.ts) so editors complete scenario files.
  */
 import { type Static, type TOptional, type TProperties, Type } from '@sinclair/typebox';
+import { KVM_MP_STATE } from '../../host/index.js';
 import { GHCB_VALID_FIELDS, VMSA_FIELDS, type VmsaField } from '../protocol/index.js';
 
 /** A token as the agent protocol allows it in a value position (PROTOCOL.md "Framing"). */
@@ -33,20 +34,12 @@ export const PageName = Type.String({
   description: 'name of a VMSA page allocated by an earlier vmsa-alloc step (at most 64 pages per scenario)',
 });
 
-/** KVM_MP_STATE_* names and values. // [LX] include/uapi/linux/kvm.h */
-export const MP_STATES = Object.freeze({
-  RUNNABLE: 0,
-  UNINITIALIZED: 1,
-  INIT_RECEIVED: 2,
-  HALTED: 3,
-  SIPI_RECEIVED: 4,
-  STOPPED: 5,
-  CHECK_STOP: 6,
-  OPERATING: 7,
-  LOAD: 8,
-  AP_RESET_HOLD: 9,
-  SUSPENDED: 10,
-} as const);
+/**
+ * KVM_MP_STATE_* names and values (the host's table, without its snpsim-only OFFLINE state).
+ * // [LX] include/uapi/linux/kvm.h
+ */
+const { SNPSIM_OFFLINE: _offline, ...kvmMpStates } = KVM_MP_STATE;
+export const MP_STATES = Object.freeze(kvmMpStates);
 export type MpStateName = keyof typeof MP_STATES;
 export const MpStateName = Type.Union(
   (Object.keys(MP_STATES) as MpStateName[]).map((name) => Type.Literal(name)),
