@@ -93,6 +93,14 @@ export const CpuProfileSchema = Type.Object(
      * 'vmexit-invalid'; 'allowed' lets both run.
      */
     vmrunInUseVmsa: Literals(['vmexit-invalid', 'allowed'] as const),
+    /**
+     * ALLOWED_SEV_FEATURES (CPUID Fn8000_001F_EAX[27], [LX] X86_FEATURE_ALLOWED_SEV_FEATURES; EPYC 5th
+     * generation, [APM] 15.36.20): VMRUN honours VMCB 0x138. With its bit 63 set, an SEV_FEATURES bit
+     * (0-62) outside the mask is VMEXIT_INVALID; with bit 63 clear, the opt-in features
+     * PmcVirtualization (11) and SecureAvic (16) are unavailable. Without the feature the field is
+     * ignored. False on Milan and Genoa, true on Turin.
+     */
+    allowedSevFeatures: Type.Boolean(),
   },
   { additionalProperties: false },
 );
@@ -116,13 +124,17 @@ const genoa: CpuProfile = Object.freeze({
   vmrunRequiresValidated: false,
   vmsa2MAlignedErratum: false,
   vmrunInUseVmsa: 'vmexit-invalid',
+  allowedSevFeatures: false,
 } as const);
 
-/** Built-in presets: `genoa` (default), `milan` (48-bit GPA mask), `turin` (Genoa + RMPREAD). */
+/**
+ * Built-in presets: `genoa` (default), `milan` (48-bit GPA mask), `turin` (Genoa + RMPREAD and
+ * ALLOWED_SEV_FEATURES).
+ */
 export const CPU_PROFILES: Readonly<Record<'genoa' | 'milan' | 'turin', CpuProfile>> = Object.freeze({
   genoa,
   milan: Object.freeze({ ...genoa, name: 'milan', physAddrBits: 48 }),
-  turin: Object.freeze({ ...genoa, name: 'turin', rmpreadSupported: true }),
+  turin: Object.freeze({ ...genoa, name: 'turin', rmpreadSupported: true, allowedSevFeatures: true }),
 });
 
 export const DEFAULT_CPU_PROFILE: CpuProfile = genoa;

@@ -103,8 +103,16 @@ export const SevFeature = Object.freeze({
   VMPL_SSS: 1n << 8n,
   SECURE_TSC: 1n << 9n,
   VMGEXIT_PARAMETER: 1n << 10n,
+  /** PmcVirtualization: SEV_FEATURES[11] [APM Table B-4, via K. Phillips' ALLOWED_SEV_FEATURES series]. */
+  PMC_VIRTUALIZATION: 1n << 11n,
   SECURE_AVIC: 1n << 16n,
 } as const);
+/**
+ * SEV_FEATURES that need an explicit opt-in through an enabled ALLOWED_SEV_FEATURES mask: "not
+ * available" when the mask is not enabled [APM 15.36.20 / Table B-4, quoted by S. Christopherson and
+ * K. Phillips on kvm@, 2024-08].
+ */
+export const SEV_FEATURES_OPT_IN = SevFeature.PMC_VIRTUALIZATION | SevFeature.SECURE_AVIC;
 
 /** VMSA / VMCB offsets the VMRUN checks read. [LX] struct sev_es_save_area, struct vmcb_control_area */
 export const VmsaOffset = Object.freeze({

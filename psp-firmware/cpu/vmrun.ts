@@ -20,6 +20,7 @@ import {
   ALLOWED_SEV_FEATURES_ENABLE,
   EFER_SVME,
   MappingSize,
+  SEV_FEATURES_OPT_IN,
   SevFeature,
   VmexitCode,
   VmsaOffset,
@@ -36,6 +37,7 @@ export const VmrunFailure = Object.freeze({
   INJECTION_MODES_BOTH: 'INJECTION_MODES_BOTH',
   ALTERNATE_INJECTION_WITH_AVIC: 'ALTERNATE_INJECTION_WITH_AVIC',
   SEV_FEATURES_NOT_ALLOWED: 'SEV_FEATURES_NOT_ALLOWED',
+  SEV_FEATURES_OPT_IN_NOT_ENABLED: 'SEV_FEATURES_OPT_IN_NOT_ENABLED',
   VMSA_NOT_HYPERVISOR_OWNED: 'VMSA_NOT_HYPERVISOR_OWNED',
   VMSA_NOT_RMP_COVERED: 'VMSA_NOT_RMP_COVERED',
   VMSA_NOT_GUEST_OWNED: 'VMSA_NOT_GUEST_OWNED',
@@ -61,7 +63,10 @@ export interface VmrunRequest {
    * when profile.vmrunReverseMapCheck is true and the VMSA is SNP-active.
    */
   readonly vmsaGpa?: number;
-  /** VMCB 0x138 ALLOWED_SEV_FEATURES (bit 63 enables the mask). Default 0 (disabled). */
+  /**
+   * VMCB 0x138 ALLOWED_SEV_FEATURES (bit 63 enables the mask). Default 0 (disabled). Honoured only
+   * when profile.allowedSevFeatures (the CPU has the feature); otherwise the field is ignored.
+   */
   readonly allowedSevFeatures?: bigint;
   /** VMCB AVIC enable. Default false. */
   readonly avicEnabled?: boolean;
@@ -89,7 +94,7 @@ const hex = (n: number | bigint) => `0x${n.toString(16)}`;
  * VMRUN of an SEV-ES/SNP guest whose VMSA is at `req.vmsaPa`. Order [DER where the APM gives none]:
  * VMCB Hypervisor-Owned (#GP); VMSA address valid; SEV_FEATURES and EFER read from the VMSA;
  * SNP-active while SNP is disabled; EFER.SVME; RestrictedInjection + AlternateInjection;
- * AlternateInjection with AVIC; ALLOWED_SEV_FEATURES; then the page checks: not SNP-active →
+ * AlternateInjection with AVIC; ALLOWED_SEV_FEATURES (profile); then the page checks: not SNP-active →
  * Hypervisor-Owned; SNP-active → RMP-Covered, Guest-Owned (ASID), Reverse-Map (profile), Mutable,
  * VMSA = 1, Validated (profile); in use by another CPU (profile); 2 MB-aligned erratum (profile).
  * Success marks the VMSA page in use by `req.cpu`. Failures are VMEXIT_INVALID (-1).
@@ -132,13 +137,20 @@ export function vmrun(m: Machine, req: VmrunRequest, snpEnabled: boolean): Vmrun
   if ((sevFeatures & SevFeature.ALTERNATE_INJECTION) !== 0n && req.avicEnabled === true) {
     return invalid(VmrunFailure.ALTERNATE_INJECTION_WITH_AVIC, 'AlternateInjection with VMCB AVIC enabled');
   }
-  const allowed = req.allowedSevFeatures ?? 0n;
-  if ((allowed & ALLOWED_SEV_FEATURES_ENABLE) !== 0n) {
-    const extra = sevFeatures & ~allowed & (ALLOWED_SEV_FEATURES_ENABLE - 1n);
-    if (extra !== 0n) {
+  if (profile.allowedSevFeatures) {
+    const allowed = req.allowedSevFeatures ?? 0n;
+    if ((allowed & ALLOWED_SEV_FEATURES_ENABLE) !== 0n) {
+      const extra = sevFeatures & ~allowed & (ALLOWED_SEV_FEATURES_ENABLE - 1n);
+      if (extra !== 0n) {
+        return invalid(
+          VmrunFailure.SEV_FEATURES_NOT_ALLOWED,
+          `SEV_FEATURES bits ${hex(extra)} not in ALLOWED_SEV_FEATURES ${hex(allowed)}`,
+        );
+      }
+    } else if ((sevFeatures & SEV_FEATURES_OPT_IN) !== 0n) {
       return invalid(
-        VmrunFailure.SEV_FEATURES_NOT_ALLOWED,
-        `SEV_FEATURES bits ${hex(extra)} not in ALLOWED_SEV_FEATURES`,
+        VmrunFailure.SEV_FEATURES_OPT_IN_NOT_ENABLED,
+        `SEV_FEATURES bits ${hex(sevFeatures & SEV_FEATURES_OPT_IN)} (PmcVirtualization/SecureAvic) need an enabled ALLOWED_SEV_FEATURES mask`,
       );
     }
   }

@@ -70,18 +70,11 @@ test('VMRUN of an SNP-active VMSA: each check of Table 15-41 and the SEV_FEATURE
       F.ALTERNATE_INJECTION_WITH_AVIC,
     ],
     [
-      'ALLOWED_SEV_FEATURES enabled without DebugSwap',
+      'ALLOWED_SEV_FEATURES ignored without the CPU feature (Genoa)',
       () => {},
       { allowedSevFeatures: (1n << 63n) | 1n },
-      F.SEV_FEATURES_NOT_ALLOWED,
-    ],
-    [
-      'ALLOWED_SEV_FEATURES enabled, all allowed',
-      () => {},
-      { allowedSevFeatures: (1n << 63n) | 0x21n },
       'entered',
     ],
-    ['ALLOWED_SEV_FEATURES not enabled (bit 63 clear)', () => {}, { allowedSevFeatures: 1n }, 'entered'],
     [
       'not RMP-covered',
       (p) => {
@@ -111,6 +104,40 @@ test('VMRUN of an SNP-active VMSA: each check of Table 15-41 and the SEV_FEATURE
   const q = setup(0x21n, needsValidated);
   entry({ validated: false })(q);
   assert.equal(reason(q.vmrun(req())), F.VMSA_NOT_VALIDATED);
+});
+
+test('ALLOWED_SEV_FEATURES (VMCB 0x138) on a CPU with the feature (turin preset)', () => {
+  const F = VmrunFailure;
+  const enable = 1n << 63n;
+  const run = (features: bigint, allowed?: bigint) =>
+    reason(
+      setup(features, CPU_PROFILES.turin).vmrun(
+        req(allowed === undefined ? {} : { allowedSevFeatures: allowed }),
+      ),
+    );
+  // Linux: allowed = vmsa_features | VMCB_ALLOWED_SEV_FEATURES_VALID (sev_es_init_vmcb).
+  assert.equal(run(0x21n, enable | 0x21n), 'entered', 'every feature allowed');
+  assert.equal(run(0x21n, enable | 0x1n), F.SEV_FEATURES_NOT_ALLOWED, 'DebugSwap (bit 5) not allowed');
+  assert.equal(run(0x21n, enable | 0x7fff_ffff_ffff_ffdfn), F.SEV_FEATURES_NOT_ALLOWED, 'only bit 5 missing');
+  assert.equal(run(0x21n, 0x1n), 'entered', 'mask not enabled (bit 63 clear): no restriction');
+  assert.equal(run(0x21n), 'entered', 'no mask given');
+  // PmcVirtualization (11) and SecureAvic (16) need an enabled mask that allows them.
+  for (const bit of [11n, 16n]) {
+    const f = 0x1n | (1n << bit);
+    assert.equal(run(f), F.SEV_FEATURES_OPT_IN_NOT_ENABLED, `bit ${bit} without a mask`);
+    assert.equal(run(f, 1n << bit), F.SEV_FEATURES_OPT_IN_NOT_ENABLED, `bit ${bit}, mask not enabled`);
+    assert.equal(run(f, enable | 0x1n), F.SEV_FEATURES_NOT_ALLOWED, `bit ${bit} outside the mask`);
+    assert.equal(run(f, enable | f), 'entered', `bit ${bit} opted in`);
+    assert.equal(
+      reason(setup(f).vmrun(req())),
+      'entered',
+      `bit ${bit} on Genoa: no ALLOWED_SEV_FEATURES check`,
+    );
+  }
+  const r = setup(0x21n, CPU_PROFILES.turin).vmrun(req({ allowedSevFeatures: enable | 0x1n }));
+  assert.equal(r.kind, 'vmexit');
+  assert.equal(r.kind === 'vmexit' && r.exitCode, VmexitCode.INVALID);
+  assert.match(r.kind === 'vmexit' ? r.detail : '', /0x20 not in ALLOWED_SEV_FEATURES/);
 });
 
 test('VMRUN of a 2 MB-aligned VMSA follows the erratum switch', () => {
