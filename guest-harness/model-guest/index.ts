@@ -1,5 +1,6 @@
 // Public entry of the model's guest: the guest kernel and module expressed against the host and
 // platform models, the model target and reference, and the simulated guest's model backend.
+export { ModelAgentTarget } from './agent-target.js';
 export { type ModelBackendOptions, modelBackend, modelBackendFactory } from './backend.js';
 export {
   DEFAULT_POLICY,
