@@ -45,7 +45,7 @@ import {
   type Vcpu,
   type Vm,
 } from './host-api.js';
-import { buildVmsa, entryPoint, readField, STUB_MARKER_OFFSET, VMSA_SIZE, writeField } from './vmsa.js';
+import { buildVmsa, readField, STUB_MARKER_OFFSET, VMSA_SIZE, writeField } from './vmsa.js';
 
 /** Guest RAM of the model VM: one memslot at GPA 0. */
 export const GUEST_RAM_BYTES = 32 * 1024 * 1024;
@@ -823,11 +823,6 @@ export class Machine {
   /** The stub's marker word for the page at `stubGpa` (host view: the module polls it via its mapping). */
   marker(stubGpa: number): number {
     return new DataView(this.peek(stubGpa + STUB_MARKER_OFFSET, 4).buffer).getUint32(0, true);
-  }
-
-  /** Whether the code at a VMSA's entry point is the kernel's trampoline (a Linux VMSA). */
-  static isLinuxVmsa(vmsa: Uint8Array): boolean {
-    return entryPoint(vmsa) === BigInt(TRAMPOLINE_GPA);
   }
 }
 

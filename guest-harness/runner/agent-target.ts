@@ -7,12 +7,12 @@ import { SnpsimErrorCode } from '../errors.js';
 import type { AgentHello, AgentReply, AgentRequest } from '../protocol/index.js';
 import { type LoadedScenario, scenarioRequests } from '../scenario/index.js';
 import type { AgentTarget } from '../targets/index.js';
+import { hex } from './observation.js';
 import { batchObservations } from './replies.js';
 import type { ScenarioExecution, ScenarioTarget } from './target.js';
 
 /** Platform details of a hello line, with the protocol's key names (kernel, sev_status ...). */
 export function helloPlatform(hello: AgentHello): Record<string, string> {
-  const hex = (v: bigint) => `0x${v.toString(16)}`;
   const out: Record<string, string> = {
     backend: hello.backend,
     agent: hello.agent,
