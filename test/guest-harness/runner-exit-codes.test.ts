@@ -4,16 +4,28 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import ssh2 from 'ssh2';
 import {
+  AgentScenarioTarget,
   createRunCommand,
   defaultRunEnvironment,
+  ephemeralHostKey,
   type LoadedScenario,
+  loadScenarios,
+  ModelReference,
   main,
+  modelBackend,
+  parseAuthorizedKeys,
   type RunEnvironment,
   type RunReport,
+  renderJunit,
+  resolvePolicy,
+  resolveProfile,
   runCommand,
+  runDifferential,
   type ScenarioExecution,
   type ScenarioTarget,
+  SimGuestServer,
   SnpsimErrorCode,
+  SshAgentTarget,
 } from '../../guest-harness/index.js';
 import { capture, corpus, tempDir, writeJson } from './run-helpers.js';
 
@@ -219,4 +231,69 @@ test('exit 3: an interrupted run stops after the current scenario and writes a p
   const report = JSON.parse(await readFile(json, 'utf8')) as RunReport;
   assert.equal(report.complete, false);
   assert.ok(report.targets[0]!.scenarios.length < 3, 'scenarios after the interrupt are not run');
+});
+
+test('exit 3 over real SSH: the connection is cut in the middle of a scenario; the run goes on after reconnecting', async () => {
+  const policy = resolvePolicy('linux-6.11');
+  const profile = resolveProfile('genoa');
+  const inner = modelBackend({ policy, profile });
+  let server: SimGuestServer | undefined;
+  let sessions = 0;
+  // The second scenario's agent run loses its connection at its second request, as a guest whose
+  // host died would.
+  const backend = {
+    hello: () => inner.hello(),
+    openSession() {
+      const session = inner.openSession();
+      const mine = ++sessions;
+      let requests = 0;
+      return {
+        execute(request: Parameters<typeof session.execute>[0]) {
+          if (mine === 3 && ++requests === 2) server?.dropConnections();
+          return session.execute(request);
+        },
+        close: () => session.close(),
+      };
+    },
+  };
+  const client = ssh2.utils.generateKeyPairSync('ed25519');
+  const hostKey = ephemeralHostKey();
+  server = await SimGuestServer.start({
+    backend,
+    authorizedKeys: parseAuthorizedKeys(client.public, 'test').keys,
+    hostKey,
+  });
+  const identity = join(dir, 'cut_ed25519');
+  await writeFile(identity, client.private, { mode: 0o600 });
+  try {
+    const target = new SshAgentTarget(
+      { user: 'snpsim', host: server.host, port: server.port },
+      { hostKey: { pins: [hostKey.fingerprint] }, auth: { agentSocket: null, identityFiles: [identity] } },
+    );
+    const outcome = await runDifferential({
+      scenarios: await loadScenarios(
+        corpus('discovery-hv-features', 'lifecycle-offline-online', 'discovery-sev-info'),
+      ),
+      targets: [new AgentScenarioTarget('ssh://snpsim@sim', 'ssh', target, 5000)],
+      reference: new ModelReference(),
+      policy: 'linux-6.11',
+      profile: 'genoa',
+      snpsimVersion: 'test',
+    });
+    // Session 1 is open()'s hello; sessions 2, 3, 4 are the three scenarios.
+    assert.equal(outcome.report.exitCode, 3);
+    const [a, b, c] = outcome.report.targets[0]!.scenarios;
+    assert.equal(a?.status, 'pass');
+    assert.equal(b?.status, 'error');
+    assert.equal(b?.error?.code, SnpsimErrorCode.GUEST_DIED);
+    assert.match(
+      b?.error?.message ?? '',
+      /the guest VM stopped at step \d+ .* where the model's VM kept running/,
+    );
+    assert.equal(c?.status, 'pass', 'the next scenario runs on a new connection');
+    const json = renderJunit(outcome.report);
+    assert.match(json, /<error type="SNPSIM_GUEST_DIED"/);
+  } finally {
+    await server.close();
+  }
 });
