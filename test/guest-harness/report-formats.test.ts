@@ -118,7 +118,11 @@ test('the JSON report validates against the published schemas/report.schema.json
   assert.equal(report.complete, true);
   const step = report.targets[0]!.scenarios[1]!.steps[4]!;
   assert.deepEqual(step.requests, ['ap-creation request=1 apic=1 vmpl=0 h=0 rax=0x21']);
-  assert.equal(step.model?.model?.vcpus.length, 2, 'the model state is recorded for experiments (the scenario needs 2 vCPUs)');
+  assert.equal(
+    step.model?.model?.vcpus.length,
+    2,
+    'the model state is recorded for experiments (the scenario needs 2 vCPUs)',
+  );
   // A schema that accepted anything would prove nothing: a broken report must fail.
   const broken = JSON.parse(JSON.stringify(report)) as { targets: { scenarios: { status: string }[] }[] };
   broken.targets[0]!.scenarios[0]!.status = 'maybe';
