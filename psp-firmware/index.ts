@@ -14,6 +14,7 @@ export * from './cpu/guest-context.js';
 export * from './cpu/guest-instructions.js';
 export * from './cpu/host-instructions.js';
 export * from './cpu/machine.js';
+export * from './cpu/msrs.js';
 export * from './cpu/vmrun.js';
 export {
   type BufferLayout,
@@ -148,4 +149,5 @@ export * from './profiles.js';
 export * from './rmp/entry.js';
 export * from './rmp/layout.js';
 export * from './rmp/page-state.js';
+export * from './rmp/placement.js';
 export * from './rmp/table.js';

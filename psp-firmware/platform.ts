@@ -26,20 +26,55 @@ import {
   rmpupdate,
 } from './cpu/host-instructions.js';
 import { InUseMarks, type Machine } from './cpu/machine.js';
+import { CpuMsrs, LINUX_SNP_SYSCFG, Syscfg, type WrmsrResult } from './cpu/msrs.js';
 import { type VmrunRequest, type VmrunResult, vmexit, vmrun } from './cpu/vmrun.js';
 import { SystemMemory } from './memory.js';
 import { type CpuProfile, DEFAULT_CPU_PROFILE } from './profile.js';
 import { encodeRmpEntry, type RmpEntry } from './rmp/entry.js';
+import { RMP_BOUND_ALIGN, rmpTableBytes } from './rmp/placement.js';
 import { Rmp } from './rmp/table.js';
+
+/** RMP_END for a table at `base` covering `covered` bytes; RangeError when it cannot be placed. */
+function checkedRmpEnd(base: number, covered: number, memoryBytes: number): number {
+  if (!Number.isInteger(base) || base < 0 || base % RMP_BOUND_ALIGN !== 0) {
+    throw new RangeError(`Platform: rmpBase must be a non-negative multiple of 8 KiB, got ${base}`);
+  }
+  if (!Number.isInteger(covered) || covered <= 0 || covered % (512 * 4096) !== 0) {
+    throw new RangeError(
+      `Platform: with rmpBase, coveredBytes must be a positive multiple of 2 MiB (RMP_END + 1 8 KiB aligned), got ${covered}`,
+    );
+  }
+  const end = base + rmpTableBytes(covered) - 1;
+  if (end >= memoryBytes) {
+    throw new RangeError(
+      `Platform: the RMP [0x${base.toString(16)}, 0x${end.toString(16)}] does not fit in memory (0x${memoryBytes.toString(16)} bytes)`,
+    );
+  }
+  return end;
+}
 
 export interface PlatformOptions {
   /** CPU profile (default: the `genoa` preset). */
   readonly profile?: CpuProfile;
   /** Bytes of system memory (multiple of 4 KiB). */
   readonly memoryBytes: number;
-  /** Bytes the RMP covers (default: all of memory); pages above are not RMP-covered (Default). */
+  /**
+   * Bytes the RMP covers (default: all of memory); pages above are not RMP-covered (Default). With
+   * `rmpBase` it may exceed memory: the coverage is what RMP_END implies.
+   */
   readonly coveredBytes?: number;
-  /** SYSCFG.SNP_EN: VMRUN of an SNP-active VMSA needs it (default true). */
+  /**
+   * RMP_BASE: the table lies in system memory at [rmpBase, rmpEnd], rmpEnd = rmpBase + 0x4000 +
+   * 16 × covered pages − 1 (8 KiB aligned [APM], so the coverage is a multiple of 2 MiB). Default:
+   * no placement (rmpBase/rmpEnd undefined; the firmware's RMP-location checks are then skipped).
+   * `rmpAtTopOfMemory(memoryBytes)` gives the default placement `createSnpSystem` uses.
+   */
+  readonly rmpBase?: number;
+  /** Logical CPUs with their own MSRs (default 4). */
+  readonly cpuCount?: number;
+  /** Initial SYSCFG / HWCR / VM_HSAVE_PA of every CPU (default: Linux's, see `cpu/msrs.ts`). */
+  readonly msrs?: { readonly syscfg?: bigint; readonly hwcr?: bigint; readonly vmHsavePa?: bigint };
+  /** Shorthand for the initial SYSCFG.SNP_EN of every CPU (default true). */
   readonly snpEnabled?: boolean;
 }
 
@@ -48,20 +83,75 @@ export class Platform implements Machine {
   readonly rmp: Rmp;
   readonly memory: SystemMemory;
   readonly inUse = new InUseMarks();
-  readonly snpEnabled: boolean;
+  /** Per-CPU SYSCFG, HWCR, VM_HSAVE_PA and the RMP_BASE / RMP_END values. */
+  readonly msrs: CpuMsrs;
+  /** RMP_BASE / RMP_END (inclusive) as byte addresses, or undefined when the RMP is not placed. */
+  readonly rmpBase: number | undefined;
+  readonly rmpEnd: number | undefined;
   /** 2^(min(physAddrBits, 51) - 12): GFNs wrap at the stored GPA width. */
   readonly gfnModulus: number;
+  readonly #wbinvdListeners: (() => void)[] = [];
 
   constructor(options: PlatformOptions) {
     this.profile = options.profile ?? DEFAULT_CPU_PROFILE;
     this.memory = new SystemMemory({ memoryBytes: options.memoryBytes });
     const covered = options.coveredBytes ?? options.memoryBytes;
-    if (covered > options.memoryBytes) {
-      throw new RangeError(`Platform: coveredBytes ${covered} exceeds memoryBytes ${options.memoryBytes}`);
+    const base = options.rmpBase;
+    if (base === undefined) {
+      if (covered > options.memoryBytes) {
+        throw new RangeError(`Platform: coveredBytes ${covered} exceeds memoryBytes ${options.memoryBytes}`);
+      }
+      this.rmpBase = undefined;
+      this.rmpEnd = undefined;
+    } else {
+      this.rmpBase = base;
+      this.rmpEnd = checkedRmpEnd(base, covered, options.memoryBytes);
     }
     this.rmp = new Rmp({ coveredBytes: covered });
-    this.snpEnabled = options.snpEnabled ?? true;
+    const m = options.msrs ?? {};
+    let syscfg = m.syscfg ?? LINUX_SNP_SYSCFG;
+    if (options.snpEnabled !== undefined) {
+      syscfg = options.snpEnabled ? syscfg | Syscfg.SNP_EN : syscfg & ~Syscfg.SNP_EN;
+    }
+    this.msrs = new CpuMsrs({
+      ...(options.cpuCount === undefined ? {} : { cpuCount: options.cpuCount }),
+      syscfg,
+      ...(m.hwcr === undefined ? {} : { hwcr: m.hwcr }),
+      ...(m.vmHsavePa === undefined ? {} : { vmHsavePa: m.vmHsavePa }),
+      rmpBase: BigInt(this.rmpBase ?? 0),
+      rmpEnd: BigInt(this.rmpEnd ?? 0),
+    });
     this.gfnModulus = gfnModulusOf(this.profile.physAddrBits);
+  }
+
+  // --- MSRs, WBINVD ------------------------------------------------------------------------------
+
+  /**
+   * SYSCFG.SNP_EN on every CPU. VMRUN of an SNP-active VMSA needs it; the model does not bind vCPU
+   * slots to physical CPUs, so it asks all of them [DER].
+   */
+  get snpEnabled(): boolean {
+    return this.msrs.syscfgAll(Syscfg.SNP_EN);
+  }
+
+  /** RDMSR on `cpu` (SYSCFG, HWCR, VM_HSAVE_PA, RMP_BASE, RMP_END). */
+  rdmsr(cpu: number, index: number): bigint {
+    return this.msrs.rdmsr(cpu, index);
+  }
+
+  /** WRMSR on `cpu`: `ok`, `ignored` (SYSCFG once SNP_EN = 1) or `gp`. */
+  wrmsr(cpu: number, index: number, value: bigint): WrmsrResult {
+    return this.msrs.wrmsr(cpu, index, value);
+  }
+
+  /** WBINVD on every CPU (Linux `wbinvd_on_all_cpus`): every WBINVD_DONE flag the firmware reads is set. */
+  wbinvd(): void {
+    for (const listener of this.#wbinvdListeners) listener();
+  }
+
+  /** Registers an observer of `wbinvd()` (the firmware's WBINVD_DONE flags). */
+  onWbinvd(listener: () => void): void {
+    this.#wbinvdListeners.push(listener);
   }
 
   // --- host instructions -------------------------------------------------------------------------

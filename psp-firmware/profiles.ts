@@ -5,6 +5,7 @@
  * after `__sev_snp_init_locked` (drivers/crypto/ccp/sev-dev.c) [LX].
  */
 import { readFileSync } from 'node:fs';
+import { Msr } from './cpu/msrs.js';
 import { Firmware, type FirmwareOptions } from './firmware/firmware.js';
 import {
   FIRMWARE_PRESETS,
@@ -13,8 +14,9 @@ import {
   parseFirmwareProfile,
 } from './firmware/profile.js';
 import { SevStatus, sevStatusName } from './firmware/status.js';
-import { Platform } from './platform.js';
+import { Platform, type PlatformOptions } from './platform.js';
 import { CPU_PROFILES, type CpuProfile, parseCpuProfile } from './profile.js';
+import { rmpAtTopOfMemory, rmpTableBytes } from './rmp/placement.js';
 
 export interface PlatformProfile {
   readonly name: string;
@@ -115,14 +117,52 @@ export interface SnpSystemOptions {
   /** A profile, or a preset name (default `genoa`). */
   readonly profile?: PlatformProfile | 'genoa' | 'milan';
   readonly memoryBytes: number;
-  /** Bytes the RMP covers (default: all of memory). */
+  /**
+   * Bytes the RMP covers. Default: what the default placement implies (all of memory and more, see
+   * `rmpAtTopOfMemory`); giving it selects no placement unless `rmpPlacement` says otherwise.
+   */
   readonly coveredBytes?: number;
   /**
-   * Bring the platform to the state Linux leaves after `__sev_snp_init_locked`: WBINVD on all CPUs,
-   * SNP_INIT_EX with INIT_RMP=1 (SNP_INIT before API 1.52), WBINVD, SNP_DF_FLUSH. Default false.
+   * Where the RMP table lies in system memory (RMP_BASE/RMP_END): `top` = `rmpAtTopOfMemory` (with an
+   * explicit `coveredBytes`: that table, 1 MiB aligned at the top of memory), a number = RMP_BASE,
+   * `none` = not in system memory. Default `top`, or `none` when `coveredBytes` is given.
+   */
+  readonly rmpPlacement?: 'top' | 'none' | number;
+  /** Logical CPUs (default 4) and their initial MSRs (default: Linux's); see `PlatformOptions`. */
+  readonly cpuCount?: number;
+  readonly msrs?: PlatformOptions['msrs'];
+  /**
+   * Bring the platform to the state Linux leaves after `__sev_snp_init_locked`: VM_HSAVE_PA = 0 and
+   * WBINVD on all CPUs, SNP_INIT_EX with INIT_RMP=1 (SNP_INIT before API 1.52), WBINVD, SNP_DF_FLUSH.
+   * Default false.
    */
   readonly init?: boolean;
   readonly firmwareOptions?: FirmwareOptions;
+}
+
+/** The Platform options of `createSnpSystem`: the RMP placement and coverage it resolves to. */
+export function snpPlatformOptions(options: SnpSystemOptions, cpu: CpuProfile): PlatformOptions {
+  const { memoryBytes, coveredBytes } = options;
+  const placement = options.rmpPlacement ?? (coveredBytes === undefined ? 'top' : 'none');
+  let rmp: { coveredBytes?: number; rmpBase?: number } = {};
+  if (placement === 'top') {
+    if (coveredBytes === undefined) rmp = rmpAtTopOfMemory(memoryBytes);
+    else {
+      const table = Math.ceil(rmpTableBytes(coveredBytes) / 0x10_0000) * 0x10_0000;
+      rmp = { coveredBytes, rmpBase: Math.floor((memoryBytes - table) / 0x10_0000) * 0x10_0000 };
+    }
+  } else if (placement === 'none') {
+    if (coveredBytes !== undefined) rmp = { coveredBytes };
+  } else {
+    rmp = { rmpBase: placement, ...(coveredBytes === undefined ? {} : { coveredBytes }) };
+  }
+  return {
+    profile: cpu,
+    memoryBytes,
+    ...rmp,
+    ...(options.cpuCount === undefined ? {} : { cpuCount: options.cpuCount }),
+    ...(options.msrs === undefined ? {} : { msrs: options.msrs }),
+  };
 }
 
 export interface SnpSystem {
@@ -135,19 +175,17 @@ export interface SnpSystem {
 export function createSnpSystem(options: SnpSystemOptions): SnpSystem {
   const profile =
     typeof options.profile === 'object' ? options.profile : PLATFORM_PROFILES[options.profile ?? 'genoa'];
-  const platformOptions =
-    options.coveredBytes === undefined
-      ? { profile: profile.cpu, memoryBytes: options.memoryBytes }
-      : { profile: profile.cpu, memoryBytes: options.memoryBytes, coveredBytes: options.coveredBytes };
-  const platform = new Platform(platformOptions);
+  const platform = new Platform(snpPlatformOptions(options, profile.cpu));
   const firmware = new Firmware(platform, profile.firmware, options.firmwareOptions);
   if (options.init) {
     const fp = profile.firmware;
     // [LX] SNP_INIT_EX needs API >= 1.52; older firmware gets SNP_INIT.
     const useEx = fp.apiMajor > 1 || (fp.apiMajor === 1 && fp.apiMinor >= 52);
-    firmware.noteWbinvd();
+    // [LX] __sev_snp_init_locked: VM_HSAVE_PA = 0 on every CPU, then WBINVD on all CPUs.
+    for (let cpu = 0; cpu < platform.msrs.cpuCount; cpu++) platform.wrmsr(cpu, Msr.VM_HSAVE_PA, 0n);
+    platform.wbinvd();
     const st = useEx ? firmware.snpInitEx({ initRmp: true }) : firmware.snpInit();
-    firmware.noteWbinvd();
+    platform.wbinvd();
     const fl = st === SevStatus.SUCCESS ? firmware.dfFlush() : st;
     if (fl !== SevStatus.SUCCESS) {
       throw new Error(

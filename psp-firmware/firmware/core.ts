@@ -5,6 +5,7 @@
  * the Default state [FW sev_rmp.c]).
  */
 import type { ChipIdentity } from '../attestation/vcek.js';
+import type { CpuMsrs } from '../cpu/msrs.js';
 import type { LaunchDigest } from '../measure/page-info.js';
 import type { SystemMemory } from '../memory.js';
 import type { RmpEntry } from '../rmp/entry.js';
@@ -27,11 +28,15 @@ export interface FirmwarePlatform {
   readonly memory: SystemMemory;
   /** The AMD-SP's own RMP write (counters kept); `rmp.writeEntry` when absent. */
   firmwareWrite?(pfn: number, entry: RmpEntry): void;
-  /** SYSCFG.SNP_EN on all cores; SNP_INIT fails with INVALID_CONFIG when false. */
+  /** SYSCFG.SNP_EN on all cores; SNP_INIT fails with INVALID_CONFIG when false (used without `msrs`). */
   readonly snpEnabled?: boolean;
   /** RMP_BASE / RMP_END (inclusive) when the platform places the RMP table in system memory. */
-  readonly rmpBase?: number;
-  readonly rmpEnd?: number;
+  readonly rmpBase?: number | undefined;
+  readonly rmpEnd?: number | undefined;
+  /** Per-CPU MSRs: SNP_INIT's configuration checks, SNP_SHUTDOWN_EX's X86_SNP_SHUTDOWN (`Platform.msrs`). */
+  readonly msrs?: Pick<CpuMsrs, 'cpuCount' | 'rdmsr' | 'smuClearSnpEn'>;
+  /** Observes the host's WBINVD on all CPUs (`Platform.wbinvd`): sets every WBINVD_DONE flag. */
+  onWbinvd?(listener: () => void): void;
 }
 
 /** [FW] SNP_ADDR_RESERVED_MASK: bits 11:0 of a page address are reserved. */

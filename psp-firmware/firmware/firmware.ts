@@ -88,6 +88,7 @@ export class Firmware implements FirmwareCore {
     this.identity = new ChipIdentity(profile.chipSeed);
     this.launchDigest = new LaunchDigest({ vmplOrder: profile.pageInfoVmplOrder });
     this.#random = options.random ?? ((n) => new Uint8Array(randomBytes(n)));
+    platform.onWbinvd?.(() => this.asids.noteWbinvd());
     this.state = {
       snpState: SnpPlatformState.UNINIT,
       legacySevState: LegacySevState.UNINIT,
@@ -160,7 +161,8 @@ export class Firmware implements FirmwareCore {
 
   /**
    * WBINVD executed on every core of the CCXs in `ccxMask` (default: all cores): sets the
-   * WBINVD_DONE flags SNP_DF_FLUSH requires after a guest was deactivated.
+   * WBINVD_DONE flags SNP_DF_FLUSH requires after a guest was deactivated. `Platform.wbinvd()` (the
+   * host's WBINVD on all CPUs) calls it for every CCX; a mask is for per-CCX experiments.
    */
   noteWbinvd(ccxMask?: number): void {
     this.asids.noteWbinvd(ccxMask);

@@ -4,8 +4,10 @@
  * (sev_mcmd.c `snp_mcmd_init_common`, `snp_mcmd_shutdown_common`, `snp_mcmd_platform_status`,
  * `mcmd_df_flush_common`, `snp_mcmd_config`, `snp_mcmd_commit`, `snp_mcmd_feature_info`) [FW].
  */
+import { HWCR_SMM_LOCK, Msr, Syscfg } from '../cpu/msrs.js';
 import { PAGE_SIZE } from '../rmp/layout.js';
 import { PageState } from '../rmp/page-state.js';
+import { RMP_FW_ALIGN } from '../rmp/placement.js';
 import {
   decodeConfig,
   decodeInitEx,
@@ -49,8 +51,9 @@ export function currentTcb(fw: FirmwareCore): bigint {
 /** Fill [firstPfn, lastPfn] (clipped to coverage) with the raw words w0/w1, q1 = 0. */
 function fillRange(fw: FirmwareCore, first: number, last: number, w0: number, w1: number): void {
   const rmp = fw.platform.rmp;
+  const start = Math.max(0, first);
   const end = Math.min(last, rmp.coveredPages - 1);
-  for (let pfn = Math.max(0, first); pfn <= end; pfn++) rmp.writeEntryWords(pfn, w0, w1, 0, 0);
+  if (start <= end) rmp.fillEntryWords(start, end, w0, w1, 0, 0);
 }
 
 /**
@@ -136,6 +139,65 @@ function configureRmp(fw: FirmwareCore, listPaddr: bigint | null): void {
   fw.contexts.clear();
 }
 
+/** Every value of MSR `index` is the same on all CPUs: the CPU that differs from CPU 0, else -1. */
+function firstDiffering(values: readonly bigint[]): number {
+  return values.findIndex((v) => v !== values[0]);
+}
+
+/**
+ * The platform checks of `snp_mcmd_init_common`, in its order, each INVALID_CONFIG [FW]: SME, SNP_EN
+ * and VMPL_EN on every core; SYSCFG identical on every core with MFDM set; HWCR identical with SmmLock
+ * set; RMP_BASE 1 MiB aligned and the RMP a whole number of MiB (`get_rmp_bounds`); VM_HSAVE_PA 0 on
+ * every core when the RMP is (re)initialised. Not modelled: UMC encryption, SMKE, the microcode level,
+ * TSEG and the MMIO map (always consistent in the model).
+ */
+function checkPlatformConfig(fw: FirmwareCore, initializeRmp: boolean): number {
+  const p = fw.platform;
+  const bad = (why: string) => fw.fail(SevStatus.INVALID_CONFIG, why);
+  const msrs = p.msrs;
+  if (msrs === undefined) {
+    if (p.snpEnabled === false) return bad('SYSCFG.SNP_EN is not set on all cores');
+  } else {
+    const all = (index: number) => Array.from({ length: msrs.cpuCount }, (_, c) => msrs.rdmsr(c, index));
+    const syscfg = all(Msr.SYSCFG);
+    for (const [bit, name] of SYSCFG_REQUIRED) {
+      const cpu = syscfg.findIndex((v) => (v & bit) === 0n);
+      if (cpu >= 0) return bad(`SYSCFG.${name} is clear on CPU ${cpu}`);
+    }
+    let cpu = firstDiffering(syscfg);
+    if (cpu >= 0)
+      return bad(`SYSCFG differs between cores: CPU 0 ${hex(syscfg[0]!)}, CPU ${cpu} ${hex(syscfg[cpu]!)}`);
+    if ((syscfg[0]! & Syscfg.MFDM) === 0n) return bad('SYSCFG.MFDM (MtrrFixDramModEn) is clear');
+    const hwcr = all(Msr.HWCR);
+    cpu = firstDiffering(hwcr);
+    if (cpu >= 0)
+      return bad(`HWCR differs between cores: CPU 0 ${hex(hwcr[0]!)}, CPU ${cpu} ${hex(hwcr[cpu]!)}`);
+    if ((hwcr[0]! & HWCR_SMM_LOCK) === 0n) return bad('HWCR.SmmLock is clear');
+  }
+  const { rmpBase, rmpEnd } = p;
+  if (rmpBase !== undefined && rmpEnd !== undefined) {
+    if (rmpBase % RMP_FW_ALIGN !== 0 || (rmpEnd - rmpBase + 1) % RMP_FW_ALIGN !== 0) {
+      return bad(
+        `RMP_BASE ${hex(rmpBase)} / RMP_END ${hex(rmpEnd)}: the base must be 1 MiB aligned and the RMP a multiple of 1 MiB`,
+      );
+    }
+  }
+  if (initializeRmp && msrs !== undefined) {
+    for (let c = 0; c < msrs.cpuCount; c++) {
+      const hsave = msrs.rdmsr(c, Msr.VM_HSAVE_PA);
+      if (hsave !== 0n) return bad(`VM_HSAVE_PA is ${hex(hsave)} on CPU ${c}, not 0 (a VM may be running)`);
+    }
+  }
+  return SevStatus.SUCCESS;
+}
+
+/** SYSCFG bits SNP_INIT needs on every core [FW snp_mcmd_init_common]. */
+const SYSCFG_REQUIRED: readonly (readonly [bigint, string])[] = [
+  [Syscfg.MEM_ENCRYPT, 'MemEncryptionModEn (SME)'],
+  [Syscfg.SNP_EN, 'SNP_EN'],
+  [Syscfg.VMPL_EN, 'VMPL_EN'],
+];
+
 function initCommon(fw: FirmwareCore, b: Uint8Array | null): number {
   const ex = b === null ? null : decodeInitEx(b);
   if (ex) {
@@ -170,9 +232,8 @@ function initCommon(fw: FirmwareCore, b: Uint8Array | null): number {
   if (ex?.listPaddrEn && !initializeRmp) {
     return fw.fail(SevStatus.INVALID_PARAM, 'SNP_INIT_EX: LIST_PADDR_EN without INIT_RMP');
   }
-  if (fw.platform.snpEnabled === false) {
-    return fw.fail(SevStatus.INVALID_CONFIG, 'SYSCFG.SNP_EN is not set on all cores');
-  }
+  const config = checkPlatformConfig(fw, initializeRmp);
+  if (config !== SevStatus.SUCCESS) return config;
   if (initializeRmp) configureRmp(fw, ex?.listPaddrEn ? ex.listPaddr : null);
   fw.asids.resetAllDirty();
   fw.state.snpState = SnpPlatformState.INIT;
@@ -216,6 +277,8 @@ function shutdownCommon(fw: FirmwareCore, b: Uint8Array | null): number {
   }
   fw.state.snpState = SnpPlatformState.UNINIT;
   if (ex?.iommuSnpShutdown) fw.state.rmpInitialized = false;
+  // [FW] X86_SNP_SHUTDOWN: the SMU clears SYSCFG.SNP_EN on every core (x86 writes could not).
+  if (ex?.x86SnpShutdown) fw.platform.msrs?.smuClearSnpEn();
   return SevStatus.SUCCESS;
 }
 
