@@ -1,0 +1,235 @@
+/**
+ * `snpsim search`: generates random AP Creation sequences, runs each on two sides (two host
+ * policies of the model, or the model and a target), and shrinks the first divergence to a minimal
+ * scenario. The scenario file goes to stdout (redirect it into scenarios/); the report, the seed and
+ * the replay command go to stderr.
+ */
+import { parseArgs } from 'node:util';
+import { ExitCode, SnpsimError, SnpsimErrorCode } from '../errors.js';
+import {
+  createCampaignProgress,
+  describeDifference,
+  modelSide,
+  parsePolicySpec,
+  parseProfileSpec,
+  type SearchSide,
+  searchDivergence,
+  targetSide,
+} from '../experiment/index.js';
+import { DEFAULT_PROFILE, type NamedPolicy, type NamedProfile } from '../model-guest/index.js';
+import { parseInteger, parseTargetSpec, type ScenarioTarget } from '../runner/index.js';
+import type { CliCommand, CliIo } from './command.js';
+
+export const SEARCH_USAGE = `usage: snpsim search --a POLICY (--b POLICY | --target SPEC) [options]
+
+Generates random AP Creation sequences (CREATE, CREATE_ON_INIT, DESTROY with malformed fields,
+RMPADJUST, PVALIDATE, INIT-SIPI, CPU offline/online, PV kick, KVM_SET_MP_STATE, concurrent
+requests ...) with fast-check, runs each as a scenario on side A and side B, and shrinks the first
+divergence to a minimal sequence. The scenario file is printed on stdout; save it into scenarios/
+(snpsim search ... > scenarios/found.json). The report and the replay command go to stderr.
+
+  --a POLICY          side A: the model with this host policy (preset, JSON file, PRESET+knob=value)
+  --b POLICY          side B: the model with this host policy
+  --target SPEC       side B: a target instead (model[:P[:F]], sim[:P[:F]], ssh://user@host[:port])
+  --profile F         platform profile of the model sides (default ${DEFAULT_PROFILE})
+  --b-profile F       platform profile of side B when it is the model (default: --profile)
+  --runs N            sequences to try (default 100)
+  --max-commands N    commands per sequence at most (default 10)
+  --seed N            fast-check seed (default: random, printed)
+  --path P            replay the shrink path P of --seed (printed with a divergence)
+  --compare guest|model  compare guest-observable observations (default), or the model state too
+  --quiet             no progress output
+ssh options (--target ssh://): --identity FILE, --known-hosts FILE, --host-key SHA256:..,
+  --accept-new, --agent-command PATH, --step-timeout MS, --connect-timeout MS
+
+A real target must be a throw-away guest: generated sequences can stop its VM, and a real guest
+does not come back (the search then ends with exit 3).
+
+exit codes: 0 no divergence, 1 divergence found (scenario on stdout), 2 usage error,
+            3 target failure`;
+
+const OPTIONS = {
+  a: { type: 'string' },
+  b: { type: 'string' },
+  target: { type: 'string' },
+  profile: { type: 'string' },
+  'b-profile': { type: 'string' },
+  runs: { type: 'string' },
+  'max-commands': { type: 'string' },
+  seed: { type: 'string' },
+  path: { type: 'string' },
+  compare: { type: 'string' },
+  quiet: { type: 'boolean' },
+  identity: { type: 'string', multiple: true },
+  'known-hosts': { type: 'string', multiple: true },
+  'host-key': { type: 'string' },
+  'accept-new': { type: 'boolean' },
+  'agent-command': { type: 'string' },
+  'step-timeout': { type: 'string' },
+  'connect-timeout': { type: 'string' },
+} as const;
+
+function usage(message: string): SnpsimError {
+  return new SnpsimError(SnpsimErrorCode.USAGE, `${message} (see snpsim search --help)`);
+}
+
+/** A whole number in [min, max]; undefined when absent. */
+export function intOption(
+  flag: string,
+  text: string | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  if (text === undefined) return undefined;
+  const v = /^-?[0-9]{1,10}$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(v) || v < min || v > max)
+    throw usage(`${flag} ${JSON.stringify(text)}: expected a whole number in ${min}..${max}`);
+  return v;
+}
+
+/** A fresh 32-bit seed, printed so the run can be replayed. */
+export function randomSeed(): number {
+  return (Date.now() ^ Math.floor(Math.random() * 0x1_0000_0000)) | 0;
+}
+
+/** The command line again, as a shell would take it back. */
+export function shellLine(args: readonly string[]): string {
+  return args.map((a) => (/^[A-Za-z0-9_./:=,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+function one<T>(items: readonly T[], flag: string, text: string): T {
+  if (items.length !== 1) throw usage(`${flag} '${text}' names ${items.length} configurations; give one`);
+  return items[0]!;
+}
+
+async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: false }>>;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: false, strict: true });
+  } catch (error) {
+    throw usage((error as Error).message);
+  }
+  const v = parsed.values;
+  if (v.a === undefined) throw usage('--a POLICY is required');
+  if ((v.b === undefined) === (v.target === undefined))
+    throw usage('give exactly one of --b POLICY or --target SPEC');
+  if (v.target !== undefined && v['b-profile'] !== undefined)
+    throw usage('--b-profile applies to --b, not --target');
+  const compared = v.compare ?? 'guest';
+  if (compared !== 'guest' && compared !== 'model')
+    throw usage(`--compare ${compared}: expected guest or model`);
+  const runs = intOption('--runs', v.runs, 1, 1_000_000) ?? 100;
+  const maxCommands = intOption('--max-commands', v['max-commands'], 1, 64) ?? 10;
+  const seed = intOption('--seed', v.seed, -0x8000_0000, 0xffff_ffff) ?? randomSeed();
+  if (v.path !== undefined && !/^[0-9]+(:[0-9]+)*$/.test(v.path))
+    throw usage(`--path ${v.path}: expected numbers separated by ':'`);
+  if (v.path !== undefined && v.seed === undefined) throw usage('--path replays a run of a given --seed');
+  const policyA: NamedPolicy = one(parsePolicySpec(v.a), '--a', v.a);
+  const profile: NamedProfile = one(
+    parseProfileSpec(v.profile ?? DEFAULT_PROFILE),
+    '--profile',
+    v.profile ?? '',
+  );
+  const bProfile =
+    v['b-profile'] === undefined
+      ? profile
+      : one(parseProfileSpec(v['b-profile']), '--b-profile', v['b-profile']);
+  // A side is named by its policy, and by its profile too when the two sides' profiles differ.
+  const named = (p: NamedPolicy, f: NamedProfile) =>
+    profile.name === bProfile.name ? p.name : `${p.name} · ${f.name}`;
+
+  let target: ScenarioTarget | undefined;
+  let b: SearchSide;
+  let a: SearchSide;
+  if (v.target !== undefined) {
+    const spec = parseTargetSpec(v.target);
+    if (spec.kind === 'fixture')
+      throw usage('--target fixture: replays recorded scenarios; a search needs a live target');
+    const { defaultRunEnvironment } = await import('../runner/environment.js');
+    const stepTimeoutMs = intOption('--step-timeout', v['step-timeout'], 1, 999_999_999);
+    const connectTimeoutMs = intOption('--connect-timeout', v['connect-timeout'], 1, 999_999_999);
+    target = defaultRunEnvironment().target(spec, {
+      policy: v.a,
+      profile: v.profile ?? DEFAULT_PROFILE,
+      ssh: {
+        identity: v.identity ?? [],
+        knownHosts: v['known-hosts'] ?? [],
+        ...(v['host-key'] !== undefined ? { hostKey: v['host-key'] } : {}),
+        acceptNew: v['accept-new'] === true,
+        ...(v['agent-command'] !== undefined ? { agentCommand: v['agent-command'] } : {}),
+        ...(stepTimeoutMs !== undefined ? { stepTimeoutMs } : {}),
+        ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
+      },
+    });
+    const platform = await target.open();
+    const sevStatus = platform.sev_status === undefined ? undefined : parseInteger(platform.sev_status);
+    const possible = platform.possible_cpus === undefined ? Number.NaN : Number(platform.possible_cpus);
+    a = modelSide(policyA, profile, {
+      name: named(policyA, profile),
+      ...(sevStatus !== undefined ? { sevStatus } : {}),
+      ...(Number.isInteger(possible) ? { vcpus: possible } : {}),
+    });
+    b = targetSide(target, spec.kind === 'model' || platform.host_steps === '1');
+  } else {
+    const policyB = one(parsePolicySpec(v.b!), '--b', v.b!);
+    a = modelSide(policyA, profile, { name: named(policyA, profile) });
+    b = modelSide(policyB, bProfile, { name: named(policyB, bProfile) });
+  }
+
+  const progress = createCampaignProgress(io.stderr, { label: 'search', runs, quiet: v.quiet === true });
+  io.stderr.write(
+    `snpsim search: ${a.name} vs ${b.name}${profile.name === DEFAULT_PROFILE ? '' : ` (profile ${profile.name})`}, ${v.path !== undefined ? `replaying path ${v.path} of` : `up to ${runs} sequences,`} seed ${seed}\n`,
+  );
+  let result: Awaited<ReturnType<typeof searchDivergence>>;
+  try {
+    result = await searchDivergence({
+      a,
+      b,
+      seed,
+      runs,
+      maxCommands,
+      compared,
+      ...(v.path !== undefined ? { path: v.path } : {}),
+      onRun: (steps, shrinking) => progress.run(steps, shrinking),
+    });
+  } catch (error) {
+    progress.done();
+    if (SnpsimError.is(error)) throw error;
+    io.stderr.write(`snpsim search: the search stopped: ${(error as Error).message}\n`);
+    return ExitCode.INFRASTRUCTURE;
+  } finally {
+    await target?.close().catch(() => undefined);
+  }
+  progress.done();
+  const f = result.finding;
+  if (f === undefined) {
+    io.stderr.write(`no divergence in ${result.runs} sequences (seed ${seed})\n`);
+    return ExitCode.OK;
+  }
+  const keep = argv.filter(
+    (arg, i) =>
+      !['--seed', '--path', '--runs'].includes(arg) &&
+      !['--seed', '--path', '--runs'].includes(argv[i - 1] ?? ''),
+  );
+  const first = f.differences[0]!;
+  io.stderr.write(
+    [
+      `divergence in sequence ${f.runsBefore}, shrunk ${f.shrinks} times to ${f.scenario.steps.length} steps from ${f.commands.length} command${f.commands.length === 1 ? '' : 's'}:`,
+      ...f.commands.map((c) => `  ${c}`),
+      `first difference: ${describeDifference(first, f.differences.length - 1, [a.name, b.name])}`,
+      `reproduced by the scenario on stdout: ${f.reproduced ? 'yes' : 'NO (the target answered differently when run again)'}`,
+      `replay: snpsim search ${shellLine([...keep, '--seed', String(seed), '--path', f.path])}`,
+      '',
+    ].join('\n'),
+  );
+  io.stdout.write(`${JSON.stringify(f.document, null, 2)}\n`);
+  return ExitCode.DIFFERENCES;
+}
+
+export const searchCommand: CliCommand = {
+  name: 'search',
+  summary:
+    'search random AP Creation sequences for one where two policies (or the model and a target) diverge',
+  usage: SEARCH_USAGE,
+  run: runSearch,
+};
