@@ -16,3 +16,4 @@ export * from './sim/index.js';
 export * from './ssh/index.js';
 export * from './targets/index.js';
 export * from './model-guest/index.js';
+export * from './experiment/index.js';
