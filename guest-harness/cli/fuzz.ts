@@ -12,6 +12,7 @@ import {
   type MutantName,
   parsePolicySpec,
   parseProfileSpec,
+  REPLAY_PATTERN,
   runFuzz,
 } from '../experiment/index.js';
 import { DEFAULT_POLICY, DEFAULT_PROFILE } from '../model-guest/index.js';
@@ -74,8 +75,10 @@ async function runFuzzCommand(argv: readonly string[], io: CliIo): Promise<numbe
   const seconds = intOption('--seconds', v.seconds, 1, 31_536_000) ?? DEFAULT_SECONDS;
   const maxCommands = intOption('--max-commands', v['max-commands'], 1, 1000);
   const seed = intOption('--seed', v.seed, -0x8000_0000, 0xffff_ffff) ?? randomSeed();
-  if (v.path !== undefined && !/^[0-9]+(:[0-9]+)*$/.test(v.path))
-    throw usage(`--path ${v.path}: expected numbers separated by ':'`);
+  if (v.path !== undefined && !REPLAY_PATTERN.test(v.path))
+    throw usage(
+      `--path ${v.path}: expected the token a run printed (numbers separated by ':', then @ and the commands' path)`,
+    );
   if (v.path !== undefined && v.seed === undefined) throw usage('--path replays a run of a given --seed');
   if (v.mutant !== undefined && !Object.hasOwn(MUTANTS, v.mutant)) {
     throw usage(`--mutant ${v.mutant}: unknown; one of ${Object.keys(MUTANTS).join(', ')}`);

@@ -12,6 +12,7 @@ import {
   modelSide,
   parsePolicySpec,
   parseProfileSpec,
+  REPLAY_PATTERN,
   type SearchSide,
   searchDivergence,
   targetSide,
@@ -121,8 +122,10 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
   const runs = intOption('--runs', v.runs, 1, 1_000_000) ?? 100;
   const maxCommands = intOption('--max-commands', v['max-commands'], 1, 64) ?? 10;
   const seed = intOption('--seed', v.seed, -0x8000_0000, 0xffff_ffff) ?? randomSeed();
-  if (v.path !== undefined && !/^[0-9]+(:[0-9]+)*$/.test(v.path))
-    throw usage(`--path ${v.path}: expected numbers separated by ':'`);
+  if (v.path !== undefined && !REPLAY_PATTERN.test(v.path))
+    throw usage(
+      `--path ${v.path}: expected the token a run printed (numbers separated by ':', then @ and the commands' path)`,
+    );
   if (v.path !== undefined && v.seed === undefined) throw usage('--path replays a run of a given --seed');
   const policyA: NamedPolicy = one(parsePolicySpec(v.a), '--a', v.a);
   const profile: NamedProfile = one(

@@ -175,7 +175,7 @@ function baseDocument(base: string): ProfileDocument | undefined {
 export function parseProfileSpec(text: string): NamedProfile[] {
   const { base, overrides } = splitSpec(text, '--profiles');
   const doc = baseDocument(base);
-  if (doc === undefined) {
+  if (doc === undefined || (overrides.length === 0 && Object.hasOwn(PLATFORM_PROFILES, base))) {
     if (overrides.length > 0) {
       throw usage(
         `--profiles '${text}': field overrides start from a preset or variant (genoa, milan, ${PROFILE_VARIANT_NAMES.join(', ')}); a profile file sets its fields itself`,

@@ -18,7 +18,14 @@ import {
   type RmpTargetState,
 } from './fuzz-world.js';
 import { InvariantViolation } from './invariants.js';
-import { type GenModel, runCommands, stepCommandArbitraries } from './steps.js';
+import {
+  type GenModel,
+  parseReplayToken,
+  replayable,
+  replayToken,
+  runCommands,
+  stepCommandArbitraries,
+} from './steps.js';
 
 export interface FuzzOptions {
   readonly policy: NamedPolicy;
@@ -28,7 +35,7 @@ export interface FuzzOptions {
   readonly runs: number;
   /** Time budget in seconds; the campaign ends at whichever budget runs out first. */
   readonly seconds?: number;
-  /** Replay the shrink path of `seed`. */
+  /** Replay a counterexample of `seed` (the token a campaign printed). */
   readonly path?: string;
   /** Operations per run at most (default 30). */
   readonly maxCommands?: number;
@@ -119,10 +126,10 @@ function opArbitraries(): fc.Arbitrary<fc.Command<GenModel, FuzzWorld>>[] {
 }
 
 /** The campaign's command arbitrary: AP Creation steps (with host steps) and the operations above. */
-function campaignCommands(maxCommands: number) {
+function campaignCommands(maxCommands: number, replayPath: string | undefined) {
   return fc.commands<GenModel, FuzzWorld>(
     [...stepCommandArbitraries<FuzzWorld>({ hostSteps: true, modelOnly: false }), ...opArbitraries()],
-    { maxCommands, size: 'medium' },
+    { maxCommands, size: 'medium', ...(replayPath !== undefined ? { replayPath } : {}) },
   );
 }
 
@@ -137,41 +144,54 @@ export function runFuzz(options: FuzzOptions): FuzzResult {
   let runs = 0;
   let steps = 0;
   let last: { violation: InvariantViolation; operations: readonly string[] } | undefined;
-  const property = fc.property(campaignCommands(options.maxCommands ?? DEFAULT_MAX_COMMANDS), (commands) => {
-    const world = FuzzWorld.boot(config);
-    try {
-      runCommands(world, commands);
-      world.finish();
-    } catch (error) {
-      if (!(error instanceof InvariantViolation)) throw error;
-      // The last violating run is the shrunk counterexample fast-check reports.
-      last = { violation: error, operations: [...world.log] };
-      options.onRun?.(world.steps, true);
-      return false;
-    }
-    // Runs and steps count the campaign up to its first violation, not the shrinking after it.
-    if (last === undefined) {
-      runs++;
-      steps += world.steps;
-    }
-    options.onRun?.(world.steps, last !== undefined);
-    return true;
-  });
-  const params = {
-    seed: options.seed,
-    numRuns: options.runs,
-    ...(options.path !== undefined ? { path: options.path } : {}),
+  const maxCommands = options.maxCommands ?? DEFAULT_MAX_COMMANDS;
+  const property = (replayPath: string | undefined) =>
+    fc.property(campaignCommands(maxCommands, replayPath), (commands) => {
+      const world = FuzzWorld.boot(config);
+      try {
+        runCommands(world, commands);
+        world.finish();
+      } catch (error) {
+        if (!(error instanceof InvariantViolation)) throw error;
+        // The last violating run is the shrunk counterexample fast-check reports.
+        last = { violation: error, operations: [...world.log] };
+        options.onRun?.(world.steps, true);
+        return false;
+      }
+      // Runs and steps count the campaign up to its first violation, not the shrinking after it.
+      if (last === undefined) {
+        runs++;
+        steps += world.steps;
+      }
+      options.onRun?.(world.steps, last !== undefined);
+      return true;
+    });
+  const check = (token: string | undefined, seconds: number | undefined) => {
+    const replay = token === undefined ? undefined : parseReplayToken(token);
+    // A replay runs one counterexample: no time limit (whose timer would outlive a failed replay).
+    const limit = seconds !== undefined && replay === undefined;
+    const details = replayable(token, () =>
+      fc.check(property(replay?.replayPath), {
+        seed: options.seed,
+        numRuns: options.runs,
+        ...(replay !== undefined ? { path: replay.path } : {}),
+        ...(limit ? { plugins: [fc.interruptAfterTimeLimit(seconds * 1000)] } : {}),
+      }),
+    );
+    const path =
+      details.counterexamplePath === null
+        ? undefined
+        : replayToken(
+            details.counterexamplePath,
+            (details.counterexample as readonly [Iterable<unknown>] | null)?.[0] ?? [],
+          );
+    return { details, path };
   };
-  const first = fc.check(property, {
-    ...params,
-    ...(options.seconds !== undefined
-      ? { plugins: [fc.interruptAfterTimeLimit(options.seconds * 1000)] }
-      : {}),
-  });
+  const first = check(options.path, options.seconds);
   // The time limit also cuts shrinking short: finish it from where it stopped.
-  const details =
-    first.failed && first.interrupted && first.counterexamplePath !== null
-      ? fc.check(property, { ...params, path: first.counterexamplePath })
+  const { details, path } =
+    first.details.failed && first.details.interrupted && first.path !== undefined
+      ? check(first.path, undefined)
       : first;
   const elapsedMs = performance.now() - started;
   const interrupted = !details.failed && details.interrupted;
@@ -191,8 +211,8 @@ export function runFuzz(options: FuzzOptions): FuzzResult {
       invariant: last.violation.invariant,
       detail: last.violation.detail,
       operations: last.operations,
-      path: details.counterexamplePath ?? '',
-      runsBefore: first.numRuns,
+      path: path ?? '',
+      runsBefore: first.details.numRuns,
       shrinks: details.numShrinks,
     },
   };

@@ -50,6 +50,9 @@ export {
 } from './search.js';
 export {
   type GenModel,
+  parseReplayToken,
+  REPLAY_PATTERN,
+  replayToken,
   runCommands,
   type StepCommand,
   StepList,

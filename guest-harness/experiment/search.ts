@@ -19,7 +19,14 @@ import {
 } from '../runner/index.js';
 import { type LoadedScenario, type Step, StepExpect, validateScenario } from '../scenario/index.js';
 import { type Compared, compareExecutions, type Difference } from './compare.js';
-import { runCommands, StepList, stepCommandArbitraries } from './steps.js';
+import {
+  parseReplayToken,
+  replayable,
+  replayToken,
+  runCommands,
+  StepList,
+  stepCommandArbitraries,
+} from './steps.js';
 
 /** One side of a search: runs a scenario, says which kinds of steps it can run. */
 export interface SearchSide {
@@ -84,7 +91,7 @@ export interface SearchOptions {
   readonly b: SearchSide;
   /** fast-check seed (32-bit). */
   readonly seed: number;
-  /** Replay this shrink path of `seed` (printed by an earlier search). */
+  /** Replay this counterexample of `seed` (the token an earlier search printed). */
   readonly path?: string;
   /** Sequences to try (default 100). */
   readonly runs?: number;
@@ -97,7 +104,7 @@ export interface SearchOptions {
 
 /** A divergence, shrunk. */
 export interface SearchFinding {
-  /** fast-check path of the shrunk counterexample (replays it with the seed). */
+  /** Replay token of the shrunk counterexample (with the seed it replays it). */
   readonly path: string;
   /** Sequences tried up to the first divergence. */
   readonly runsBefore: number;
@@ -242,12 +249,17 @@ function documentOf(steps: readonly Step[], seed: number): ScenarioDocument {
 export async function searchDivergence(options: SearchOptions): Promise<SearchResult> {
   const { a, b, seed } = options;
   const compared = options.compared ?? 'guest';
+  const replay = options.path === undefined ? undefined : parseReplayToken(options.path);
   const arb = fc.commands(
     stepCommandArbitraries<StepList>({
       hostSteps: a.hostSteps && b.hostSteps,
       modelOnly: a.modelOnly && b.modelOnly,
     }),
-    { maxCommands: options.maxCommands ?? DEFAULT_MAX_COMMANDS, size: 'medium' },
+    {
+      maxCommands: options.maxCommands ?? DEFAULT_MAX_COMMANDS,
+      size: 'medium',
+      ...(replay?.replayPath !== undefined ? { replayPath: replay.replayPath } : {}),
+    },
   );
   let runs = 0;
   let broken: unknown;
@@ -277,16 +289,18 @@ export async function searchDivergence(options: SearchOptions): Promise<SearchRe
     last = { list, a: ra, b: rb, differences };
     return false;
   });
-  const details = await fc.check(property, {
-    seed,
-    numRuns: options.runs ?? DEFAULT_RUNS,
-    ...(options.path !== undefined ? { path: options.path } : {}),
-  });
+  const details = await replayable(options.path, () =>
+    fc.check(property, {
+      seed,
+      numRuns: options.runs ?? DEFAULT_RUNS,
+      ...(replay !== undefined ? { path: replay.path } : {}),
+    }),
+  );
   if (broken !== undefined) throw broken;
   if (!details.failed) return { seed, runs };
   if (last === undefined)
     throw details.errorInstance ?? new Error('snpsim search: fast-check failed without a run');
-  const path = details.counterexamplePath ?? '';
+  const path = replayToken(details.counterexamplePath ?? '', details.counterexample?.[0] ?? []);
   // Steps after the first difference cannot change it: the scenario ends there.
   const list = last.list.prefix(last.differences[0]!.step);
   const candidate = loaded(documentOf(list.steps, seed));

@@ -7,6 +7,7 @@
  * CPUs, bad APIC IDs) and shrink toward the plain case (CREATE of a Linux VMSA on CPU 1).
  */
 import fc from 'fast-check';
+import { SnpsimError, SnpsimErrorCode } from '../errors.js';
 import type { MpStateName, Step } from '../scenario/index.js';
 
 /** What the generated steps go to. */
@@ -325,5 +326,38 @@ export class StepList implements StepSink {
       out.owners.push(out.commands.length - 1);
     }
     return out;
+  }
+}
+
+/** A replay token: fast-check's shrink path, then `@` and the commands' replay path. */
+export const REPLAY_PATTERN = /^[0-9]+(:[0-9]+)*(@[A-Za-z0-9+/]*:[A-Za-z0-9+/]*)?$/;
+
+/**
+ * The token that replays a counterexample of fc.commands: the shrink path alone is not enough,
+ * because the commands' shrinker also follows which commands ran (fast-check's replayPath).
+ */
+export function replayToken(path: string, counterexample: Iterable<unknown>): string {
+  const commands = /replayPath="([A-Za-z0-9+/]*:[A-Za-z0-9+/]*)"/.exec(String(counterexample))?.[1];
+  return commands === undefined ? path : `${path}@${commands}`;
+}
+
+/** The shrink path and the commands' replay path of a token (checked by REPLAY_PATTERN first). */
+export function parseReplayToken(token: string): { readonly path: string; readonly replayPath?: string } {
+  const at = token.indexOf('@');
+  return at < 0 ? { path: token } : { path: token.slice(0, at), replayPath: token.slice(at + 1) };
+}
+
+/** fast-check's check(), with a replay that does not match its seed turned into an input error. */
+export function replayable<T>(token: string | undefined, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (token !== undefined && /^Unable to replay|replayPath/.test((error as Error).message)) {
+      throw new SnpsimError(
+        SnpsimErrorCode.INPUT_INVALID,
+        `--path ${token} does not replay a counterexample of this seed (another --max-commands, configuration or snpsim version?): ${(error as Error).message}`,
+      );
+    }
+    throw error;
   }
 }
