@@ -201,7 +201,10 @@ test('snpsim fuzz: usage errors exit 2', async () => {
     [['--policy', 'linux-6.11+kickWait=*'], /one configuration each/],
     [['--seconds', '0'], /--seconds "0": expected a whole number in 1\.\./],
     [['extra'], /Unexpected argument 'extra'/],
-    [['--seed', '1', '--path', '5:3:2@AB:C'], /--path 5:3:2@AB:C does not replay a counterexample of this seed/],
+    [
+      ['--seed', '1', '--path', '5:3:2@AB:C'],
+      /--path 5:3:2@AB:C does not replay a counterexample of this seed/,
+    ],
     [['--seed', '1', '--path', 'x'], /--path x: expected the token a run printed/],
   ] as const) {
     const b = buffers();
