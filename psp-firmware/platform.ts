@@ -10,9 +10,15 @@ import {
   hostAccessBatchPfn,
   hostAccessCheck,
 } from './cpu/access.js';
-import type { AccessKind, MappingSize } from './cpu/codes.js';
+import { type AccessKind, type MappingSize, PfErr } from './cpu/codes.js';
 
+// Module constants, read once: the JIT folds them into the inlined hot path (an imported binding would
+// cost a load and a check per call).
 const MAPPING_4K = 0; // MappingSize.SIZE_4K
+const KIND_WRITE = 1; // AccessKind.WRITE
+const NO_TABLE = new Uint32Array(0);
+/** Host write's RMP #PF error code as an int32 bit pattern. [LX] X86_PF_RMP bit 31 | P | W */
+const HOST_WRITE_FAULT = PfErr.RMP | PfErr.PRESENT | PfErr.WRITE | 0;
 
 import type { PvalidateResult, RmpadjustResult, RmpqueryResult } from './cpu/fault.js';
 import type { GuestContext } from './cpu/guest-context.js';
@@ -91,6 +97,14 @@ export class Platform implements Machine {
   /** 2^(min(physAddrBits, 51) - 12): GFNs wrap at the stored GPA width. */
   readonly gfnModulus: number;
   readonly #wbinvdListeners: (() => void)[] = [];
+  /**
+   * The hot path's view of the table, fixed for the platform's life: `rmp.flat` and its covered pages
+   * (< 2^28: a small integer), or an empty array and 0 for a chunked table (never taken). Initialised
+   * here with values of their final types (class fields start as undefined otherwise), so the JIT
+   * records a Uint32Array field and a small-integer field and checks neither on the hot path.
+   */
+  readonly #flat: Uint32Array = NO_TABLE;
+  readonly #flatPages: number = 0;
 
   constructor(options: PlatformOptions) {
     this.profile = options.profile ?? DEFAULT_CPU_PROFILE;
@@ -108,6 +122,10 @@ export class Platform implements Machine {
       this.rmpEnd = checkedRmpEnd(base, covered, options.memoryBytes);
     }
     this.rmp = new Rmp({ coveredBytes: covered });
+    if (this.rmp.flat !== null) {
+      this.#flat = this.rmp.flat;
+      this.#flatPages = this.rmp.coveredPages;
+    }
     const m = options.msrs ?? {};
     let syscfg = m.syscfg ?? LINUX_SNP_SYSCFG;
     if (options.snpEnabled !== undefined) {
@@ -189,6 +207,23 @@ export class Platform implements Machine {
 
   /** Host access: 0 or the #PF error code (bit 31 RMP). */
   hostAccess(spa: number, kind: AccessKind, mapping?: MappingSize): number {
+    // The hot case, a write through a 4 KB mapping to a covered page of a flat table, inline: its test
+    // is a few compares a monomorphic call site always answers the same way. Anything else (other
+    // kinds and mappings, bad arguments, uncovered or invalid addresses, chunked tables) takes the
+    // validating path, so the guarantees are the same. Same result as `hostAccessCheck`: the page's
+    // entry assigned, or its 2 MB-aligned entry an assigned 2 MB entry, gives the #PF code.
+    const page = spa * (1 / 4096);
+    if (
+      kind === KIND_WRITE &&
+      (mapping === MAPPING_4K || mapping === undefined) &&
+      page >= 0 &&
+      page < this.#flatPages
+    ) {
+      const t = this.#flat;
+      const pfn = page >>> 0;
+      const hw0 = t[(pfn & ~511) << 2]!;
+      return (HOST_WRITE_FAULT & -((t[pfn << 2]! | (hw0 & (hw0 >>> 1))) & 1)) >>> 0;
+    }
     // Not a default parameter: that would re-read MappingSize.SIZE_4K on every call of the hot path.
     return hostAccessCheck(this.rmp, spa, kind, mapping === undefined ? MAPPING_4K : mapping);
   }

@@ -30,20 +30,28 @@ function badArguments(kind: number, mapping: number, cbit: number): never {
   );
 }
 
+/** #PF error code of an RMP violation by a host write, as an int32 (bit 31 set). [LX] X86_PF_RMP | P | W */
+const HOST_WRITE_FAULT = PfErr.RMP | PfErr.PRESENT | PfErr.WRITE | 0;
+
 /**
- * Host #PF error code of an RMP violation, by access kind. Reads and fetches are not RMP-checked for
- * the host (code 0: the check result is multiplied by it). [LX] X86_PF_RMP bit 31 | P | W
+ * Host #PF error code of an RMP violation, by access kind, as int32 bit patterns (`>>> 0` gives the
+ * code). Reads and fetches are not RMP-checked for the host (code 0: the result is `code & -fails`).
+ * The lookup also validates `kind`: an out-of-range or non-integer kind reads as undefined.
+ * [LX] X86_PF_RMP bit 31 | P | W
  */
-const HOST_FAULT_BY_KIND = Float64Array.of(
-  // A Float64Array: the codes are above the small-integer range, and a typed array reads them as raw
-  // doubles (an out-of-range or non-integer kind reads as undefined).
+const HOST_FAULT_BY_KIND = Int32Array.of(
   0, // READ
-  PfErr.RMP + PfErr.PRESENT + PfErr.WRITE, // WRITE
+  HOST_WRITE_FAULT, // WRITE
   0, // EXECUTE
-  PfErr.RMP + PfErr.PRESENT, // PAGE_TABLE_READ
-  PfErr.RMP + PfErr.PRESENT + PfErr.WRITE, // PAGE_TABLE_WRITE (A/D update)
-  PfErr.RMP + PfErr.PRESENT + PfErr.WRITE, // SHADOW_STACK
+  PfErr.RMP | PfErr.PRESENT | 0, // PAGE_TABLE_READ
+  HOST_WRITE_FAULT, // PAGE_TABLE_WRITE (A/D update)
+  HOST_WRITE_FAULT, // SHADOW_STACK
 );
+
+/** 0, 1 or 2 (a MappingSize), integer. */
+function validMapping(mapping: number): boolean {
+  return mapping >= 0 && mapping <= 2 && (mapping | 0) === mapping;
+}
 
 /**
  * Hypervisor-Owned check of covered page `pfn`: 1 if it fails, else 0. 4K mapping: the page's entry,
@@ -67,10 +75,13 @@ function hypervisorOwnedFails(rmp: Rmp, pfn: number, mapping: number): number {
  */
 export function hostAccessCheck(rmp: Rmp, spa: number, kind: AccessKind, mapping: MappingSize): number {
   const code = HOST_FAULT_BY_KIND[kind];
-  if (code === undefined || !(mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
+  if (code === undefined || !validMapping(mapping)) badArguments(kind, mapping, 0);
   // Within the coverage (< 2^32 pages) the page number fits a uint32: one float-to-int conversion.
   const page = spa * (1 / 4096);
-  if (page >= 0 && page < rmp.coveredPages) return hypervisorOwnedFails(rmp, page >>> 0, mapping) * code;
+  if (page >= 0 && page < rmp.coveredPages) {
+    // Integer only: `code & -fails` is the code or 0, `>>> 0` its uint32 value (no float multiply).
+    return (code & -hypervisorOwnedFails(rmp, page >>> 0, mapping)) >>> 0;
+  }
   if (!(spa >= 0)) badAddress('hostAccess: spa', spa);
   return 0;
 }
@@ -79,7 +90,7 @@ export function hostAccessCheck(rmp: Rmp, spa: number, kind: AccessKind, mapping
 export function hostFaultCode(kind: AccessKind): number {
   const code = HOST_FAULT_BY_KIND[kind];
   if (code === undefined) badArguments(kind, 0, 0);
-  return code;
+  return code >>> 0;
 }
 
 /**
@@ -95,7 +106,7 @@ export function hostAccessBatch(
   out: Float64Array,
 ): number {
   const code = HOST_FAULT_BY_KIND[kind];
-  if (code === undefined || !(mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
+  if (code === undefined || !validMapping(mapping)) badArguments(kind, mapping, 0);
   if (!(count >= 0 && count <= spas.length && count <= out.length)) {
     throw new RangeError(
       `hostAccessBatch: count ${count} exceeds spas (${spas.length}) or out (${out.length})`,
@@ -109,7 +120,7 @@ export function hostAccessBatch(
     if (spa >= 0 && spa < coveredBytes) bad = hypervisorOwnedFails(rmp, (spa * (1 / 4096)) >>> 0, mapping);
     else if (!(spa >= 0)) badAddress(`hostAccessBatch: spas[${i}]`, spa);
     faults += bad;
-    out[i] = bad * code;
+    out[i] = (code & -bad) >>> 0;
   }
   return code === 0 ? 0 : faults;
 }
@@ -144,7 +155,7 @@ export function hostAccessBatchPfn(
   outBits: Uint32Array,
 ): number {
   const code = HOST_FAULT_BY_KIND[kind];
-  if (code === undefined || !(mapping >= 0 && mapping <= 2)) badArguments(kind, mapping, 0);
+  if (code === undefined || !validMapping(mapping)) badArguments(kind, mapping, 0);
   const words = Math.ceil(count / 32);
   if (!(count >= 0 && count <= pfns.length && words <= outBits.length)) {
     throw new RangeError(

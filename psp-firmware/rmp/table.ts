@@ -2,13 +2,13 @@
  * The RMP table: raw 16-byte entries in `Uint32Array` words (hardware layout, `layout.ts`), allocated
  * on the first write. Two geometries, both read as `chunks[pfn >>> chunkShift][(pfn & chunkMask) << 2]`:
  * - flat (covered memory <= 1 TiB, i.e. <= 2^28 pages and <= 4 GiB of RMP): one chunk holding the whole
- *   table. It is one ArrayBuffer allocated on the first write; the OS backs its pages lazily, so memory
- *   grows only with the 4 KiB pages of RMP actually written (untouched pages read as zero). The check
- *   path then indexes one typed array, which the JIT keeps in registers across a batch loop.
+ *   table, also exposed as `flat`. It is one ArrayBuffer allocated with the Rmp and never replaced; the
+ *   OS backs its pages lazily, so memory grows only with the 4 KiB pages of RMP actually written
+ *   (untouched pages read as zero). The check path then indexes one typed array that never changes,
+ *   which the JIT keeps in registers across a batch loop.
  * - chunked (above 1 TiB, up to 16 TiB): chunks of 2^18 entries (1 GiB covered, 4 MiB of RMP each),
- *   each allocated on the first write to it.
- * Chunks never written share one zero array, so they read as Hypervisor entries with no "allocated?"
- * branch on the check path.
+ *   each allocated on the first write to it. Chunks never written share one zero array, so they read as
+ *   Hypervisor entries with no "allocated?" branch on the check path.
  *
  * Coverage limit: 16 TiB (2^44 bytes, 2^32 pages: `pfn >>> chunkShift` needs pfn < 2^32); addresses
  * beyond the coverage are "not RMP-covered" (state Default, hypervisor-owned for the CPU), exactly as
@@ -73,9 +73,17 @@ export class Rmp {
   readonly chunkMask: number;
   /** Entries per chunk (the whole coverage when flat). */
   readonly chunkEntries: number;
+  /**
+   * The whole table when flat (`chunks[0]`, allocated once, never replaced), else null. Hot-path field,
+   * read-only like `chunks`.
+   */
+  readonly flat: Uint32Array | null;
   /** The 16 KiB bookkeeping area: 2048 u64 per-ASID counters (lo, hi words). */
   readonly bookkeeping: Uint32Array;
+  /** Shared zero array of the chunks never written (chunked geometry; unused when flat). */
   readonly #zero: Uint32Array;
+  /** Chunks written at least once. */
+  readonly #written: Uint8Array;
   #allocated = 0;
 
   constructor(options: RmpOptions) {
@@ -93,11 +101,13 @@ export class Rmp {
     this.chunkMask = flat ? 0x7fffffff : RMP_CHUNK_MASK;
     this.chunkEntries = flat ? this.coveredPages : RMP_CHUNK_ENTRIES;
     const chunkCount = Math.ceil(this.coveredPages / this.chunkEntries);
-    const zeroEntries = Math.min(this.chunkEntries, this.coveredPages);
-    this.#zero = new Uint32Array(zeroEntries * 4);
+    // Flat: the table itself (lazily backed by the OS); chunked: the shared zero chunk.
+    this.#zero = new Uint32Array(Math.min(this.chunkEntries, this.coveredPages) * 4);
+    this.flat = flat ? this.#zero : null;
     // A packed (not holey) array of one element kind: the check path indexes it without hole checks.
     this.chunks = [];
     for (let c = 0; c < chunkCount; c++) this.chunks.push(this.#zero);
+    this.#written = new Uint8Array(chunkCount);
     this.bookkeeping = new Uint32Array(RMP_BOOKKEEPING_SIZE / 4);
   }
 
@@ -106,7 +116,7 @@ export class Rmp {
     return RMP_BOOKKEEPING_SIZE + this.coveredPages * RMP_ENTRY_SIZE;
   }
 
-  /** Chunks holding their own storage (the rest read as zero). */
+  /** Chunks written at least once (the rest read as zero). */
   get allocatedChunks(): number {
     return this.#allocated;
   }
@@ -275,7 +285,7 @@ export class Rmp {
     const asid = new Float64Array(RMP_ASID_COUNTERS);
     for (let c = 0; c < this.chunks.length; c++) {
       const chunk = this.chunks[c]!;
-      if (chunk === this.#zero) continue;
+      if (this.#written[c] === 0) continue;
       const entries = chunk.length >>> 2;
       for (let head = 0; head < entries; head += PAGES_PER_2M) {
         let sub = 0;
@@ -310,12 +320,13 @@ export class Rmp {
   }
 
   #writable(chunkIndex: number): Uint32Array {
-    const chunk = this.chunks[chunkIndex]!;
-    if (chunk !== this.#zero) return chunk;
+    if (this.#written[chunkIndex] !== 0) return this.chunks[chunkIndex]!;
+    this.#written[chunkIndex] = 1;
+    this.#allocated++;
+    if (this.flat !== null) return this.flat;
     const entries = Math.min(this.chunkEntries, this.coveredPages - chunkIndex * this.chunkEntries);
     const fresh = new Uint32Array(entries * 4);
     this.chunks[chunkIndex] = fresh;
-    this.#allocated++;
     return fresh;
   }
 
