@@ -9,18 +9,33 @@
  * a campaign can show that it catches the bug (a check of the checker; never for real results).
  */
 
-import { PAGE_SIZE, PMD_SIZE, pscRequest, type Vm } from '../../host/index.js';
+import {
+  PAGE_SIZE,
+  PMD_SIZE,
+  pscRequest,
+  VMGEXIT_PSC_OP_PRIVATE,
+  VMGEXIT_PSC_OP_SHARED,
+  type Vm,
+} from '../../host/index.js';
 import {
   AccessKind,
   type GuestContext,
   MappingSize,
   type Platform,
-  type RmpEntry,
+  RMPADJUST_VMSA,
   SevStatus,
   SnpPolicy,
+  VC_PAGE_NOT_VALIDATED,
+  VmrunFailure,
+  VmsaOffset,
 } from '../../psp-firmware/index.js';
 import { isStopped, ModelGuest, type NamedPolicy, type NamedProfile } from '../model-guest/index.js';
-import { type Step, stepRequests } from '../scenario/index.js';
+import {
+  RMPADJUST_RDX_CLEAR_VMSA,
+  RMPADJUST_RDX_SET_VMSA,
+  type Step,
+  stepRequests,
+} from '../scenario/index.js';
 import { checkTransition, describeEntry, InvariantViolation, type PageView } from './invariants.js';
 import type { StepSink } from './steps.js';
 
@@ -42,17 +57,6 @@ export const DATA_PAGES = 2;
 const PATTERN_BYTES = 64;
 /** vCPUs of the fuzzed VM (the scenario default). */
 const VCPUS = 4;
-/** #VC error code of an access to an unvalidated page (VMEXIT_NPF reflected). // [APM] Table 15-39 */
-const VC_CODE = 0x404;
-/** RMPADJUST RDX: target VMPL1, VMSA bit (16) set / clear. // [LX] snp_set_vmsa() */
-const RDX_SET_VMSA = 0x10001n;
-const RDX_CLEAR_VMSA = 0x1n;
-/** RMPADJUST RDX bit 16: the VMSA attribute. // [LX] RMPADJUST_VMSA_PAGE_BIT */
-const RMPADJUST_VMSA_BIT = 1n << 16n;
-/** GHCB MSR page state change operations. // [LX] SNP_PAGE_STATE_PRIVATE / _SHARED */
-const PSC_PRIVATE = 1;
-const PSC_SHARED = 2;
-
 /** A page the host can aim at. */
 export type HostTarget =
   | { readonly kind: 'data'; readonly i: number }
@@ -244,19 +248,20 @@ export class FuzzWorld implements StepSink {
       case 'guest-read':
         this.#guestRead(o.d);
         return;
-      case 'guest-pvalidate': {
-        const r = m.pvalidate(0, this.data[o.d]!, 0, o.validate ? 1 : 0);
-        // The guest accepts whatever the page holds once it validated it again.
-        if (!isStopped(r) && o.validate && r.eax === 0 && r.cf === 0) this.#shadow[o.d] = undefined;
+      case 'guest-pvalidate':
+        m.pvalidate(0, this.data[o.d]!, 0, o.validate ? 1 : 0);
         return;
-      }
       case 'guest-rmpadjust':
-        m.rmpadjust(0, this.data[o.d]!, 0, o.vmsa ? RDX_SET_VMSA : RDX_CLEAR_VMSA);
+        m.rmpadjust(0, this.data[o.d]!, 0, o.vmsa ? RMPADJUST_RDX_SET_VMSA : RMPADJUST_RDX_CLEAR_VMSA);
         return;
       case 'guest-psc':
+        // The MSR protocol's operations have the NAE entries' values (1 private, 2 shared).
         m.msrProtocol(
           0,
-          pscRequest(BigInt(this.data[o.d]! / PAGE_SIZE), o.shared ? PSC_SHARED : PSC_PRIVATE),
+          pscRequest(
+            BigInt(this.data[o.d]! / PAGE_SIZE),
+            o.shared ? VMGEXIT_PSC_OP_SHARED : VMGEXIT_PSC_OP_PRIVATE,
+          ),
         );
         return;
       case 'host-write':
@@ -491,6 +496,11 @@ export class FuzzWorld implements StepSink {
     }
     const first = seen.violations[0];
     if (first !== undefined) throw first;
+    // Validated again (by whoever): the guest accepts whatever the page holds from now on.
+    this.data.forEach((gpa, d) => {
+      const spa = this.guest.machine.spaOf(gpa);
+      if (spa >= 0 && seen.validated.has(Math.floor(spa / PAGE_SIZE))) this.#shadow[d] = undefined;
+    });
     for (const [i, spa] of watched.entries()) {
       const v = checkTransition(before[i]!, this.#view(spa), this.vm.asid, seen);
       if (v !== undefined) throw v;
@@ -537,7 +547,7 @@ export class FuzzWorld implements StepSink {
     const rmpadjust = p.rmpadjust.bind(p);
     p.rmpadjust = (ctx, gpa, size, rdx) => {
       const r = rmpadjust(ctx, gpa, size, rdx);
-      if (r.kind === 'eax' && r.eax === 0 && ctx.vmpl === 0 && (BigInt(rdx) & RMPADJUST_VMSA_BIT) !== 0n) {
+      if (r.kind === 'eax' && r.eax === 0 && ctx.vmpl === 0 && (BigInt(rdx) & RMPADJUST_VMSA) !== 0n) {
         for (const pfn of pfnsOf(ctx, gpa, size)) if (ownedBy(pfn, ctx.asid)) seen.vmsaSet.add(pfn);
       }
       return r;
@@ -545,14 +555,14 @@ export class FuzzWorld implements StepSink {
     const rmpupdate = p.rmpupdate.bind(p);
     p.rmpupdate = (spa, state) => {
       const pfn = Math.floor(spa / PAGE_SIZE);
-      const before = rmp.isCovered(pfn) ? rmp.dump(pfn) : undefined;
+      const covered = rmp.isCovered(pfn);
+      const immutable = covered && rmp.entry(pfn)?.immutable === true ? rmp.dump(pfn) : undefined;
       const r = rmpupdate(spa, state);
-      const was: RmpEntry | undefined = rmp.isCovered(pfn) ? rmp.entry(pfn) : undefined;
-      if (before !== undefined && (before[0]! & 0x4) !== 0 && (r === 0 || !same(before, rmp.dump(pfn)))) {
+      if (immutable !== undefined && (r === 0 || !same(immutable, rmp.dump(pfn)))) {
         seen.violations.push(
           new InvariantViolation(
             'immutable-unchanged',
-            `RMPUPDATE of immutable SPA ${hex(spa)} returned ${r}; now ${describeEntry(was)}`,
+            `RMPUPDATE of immutable SPA ${hex(spa)} returned ${r}; now ${describeEntry(rmp.entry(pfn))}`,
           ),
         );
       }
@@ -637,8 +647,8 @@ export class FuzzWorld implements StepSink {
         const vmrun = p.vmrun.bind(p);
         p.vmrun = (req) => {
           const r = vmrun(req);
-          if (r.kind === 'vmexit' && r.reason === 'VMSA_BIT_CLEAR') {
-            const sevFeatures = p.memory.readU64(req.vmsaPa + SEV_FEATURES_OFFSET);
+          if (r.kind === 'vmexit' && r.reason === VmrunFailure.VMSA_BIT_CLEAR) {
+            const sevFeatures = p.memory.readU64(req.vmsaPa + VmsaOffset.SEV_FEATURES);
             return { kind: 'entered', sevFeatures, snpActive: (sevFeatures & 1n) === 1n };
           }
           return r;
@@ -649,13 +659,10 @@ export class FuzzWorld implements StepSink {
         const guestAccess = p.guestAccess.bind(p);
         p.guestAccess = (ctx, gpa, kind, cbit) => {
           const r = guestAccess(ctx, gpa, kind, cbit);
-          return r === VC_CODE ? 0 : r;
+          return r === VC_PAGE_NOT_VALIDATED ? 0 : r;
         };
         return;
       }
     }
   }
 }
-
-/** VMSA SEV_FEATURES. // [LX] struct sev_es_save_area, offset 0x3B0 */
-const SEV_FEATURES_OFFSET = 0x3b0;
