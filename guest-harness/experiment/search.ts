@@ -34,6 +34,8 @@ export interface SearchSide {
   readonly name: string;
   /** The host policy preset the side runs, when it is the model on a preset. */
   readonly preset?: string;
+  /** The platform profile, when it is the model. */
+  readonly profile?: string;
   /** It can run host steps (KVM_SET_MP_STATE). */
   readonly hostSteps: boolean;
   /** It can run model-only steps (host-run, concurrent groups). */
@@ -50,6 +52,7 @@ export function modelSide(
   return {
     name: options.name ?? policy.name,
     ...(PRESET_NAMES.includes(policy.name) ? { preset: policy.name } : {}),
+    profile: profile.name,
     hostSteps: true,
     modelOnly: true,
     run: async (scenario) =>
@@ -202,7 +205,8 @@ export function findingDocument(
   const obsB = execB.observations[i];
   const note = `found by snpsim search: ${a.name}: ${describeObservation(obsA)} | ${b.name}: ${describeObservation(obsB)}`;
   const expectPolicy: Record<string, StepExpect> = {};
-  if (a.preset !== undefined && b.preset !== undefined && a.preset !== b.preset) {
+  // An expectation applies to a policy under any profile: only a policy difference can be pinned.
+  if (a.preset !== undefined && b.preset !== undefined && a.preset !== b.preset && a.profile === b.profile) {
     for (const [side, obs] of [
       [a, obsA],
       [b, obsB],
