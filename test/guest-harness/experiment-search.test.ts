@@ -172,6 +172,43 @@ test('snpsim search: a model target as side B, and no divergence is exit 0', asy
   assert.match(same.err(), /no divergence in \d+ sequences \(seed 1\)/);
 });
 
+test('snpsim search against the simulated guest over SSH: it agrees with the model, and recovers after its VM died', async () => {
+  const same = buffers();
+  assert.equal(
+    await main(
+      ['search', '--a', 'linux-6.11', '--target', 'sim', '--runs', '15', '--seed', '11', '--quiet'],
+      same.io,
+    ),
+    ExitCode.OK,
+    same.err(),
+  );
+  // 6.11 takes the AP offline on a rejected DESTROY; the PV kick then makes KVM run it: the sim's VM
+  // stops, the search boots a fresh one for the next sequences and still reports the divergence.
+  const found = buffers();
+  const code = await main(
+    [
+      'search',
+      '--a',
+      'linux-6.15',
+      '--target',
+      'sim:linux-6.11',
+      '--runs',
+      '40',
+      '--seed',
+      String(SEED),
+      '--quiet',
+    ],
+    found.io,
+  );
+  assert.equal(code, ExitCode.DIFFERENCES, found.err());
+  assert.match(
+    found.err(),
+    /first difference: step \d+ \(\d+-[a-z-]+\) \w+: linux-6\.15 .* \| sim:linux-6\.11 /,
+  );
+  assert.match(found.err(), /reproduced by the scenario on stdout: yes/);
+  assert.equal(JSON.parse(found.out()).destructive, true);
+});
+
 test('snpsim search: usage errors exit 2', async () => {
   for (const [args, message] of [
     [['--b', 'linux-6.15'], /--a POLICY is required/],
