@@ -9,16 +9,17 @@ import {
   hostAccessBatch,
   hostAccessBatchPfn,
   hostAccessCheck,
+  hostFaultCode,
 } from './cpu/access.js';
-import { type AccessKind, type MappingSize, PfErr } from './cpu/codes.js';
+import { AccessKind, type MappingSize } from './cpu/codes.js';
 
 // Module constants, read once: the JIT folds them into the inlined hot path (an imported binding would
 // cost a load and a check per call).
 const MAPPING_4K = 0; // MappingSize.SIZE_4K
-const KIND_WRITE = 1; // AccessKind.WRITE
+const KIND_WRITE = AccessKind.WRITE;
 const NO_TABLE = new Uint32Array(0);
-/** Host write's RMP #PF error code as an int32 bit pattern. [LX] X86_PF_RMP bit 31 | P | W */
-const HOST_WRITE_FAULT = PfErr.RMP | PfErr.PRESENT | PfErr.WRITE | 0;
+/** A host write's RMP #PF error code (X86_PF_RMP | P | W) as an int32 bit pattern. */
+const HOST_WRITE_FAULT = hostFaultCode(AccessKind.WRITE) | 0;
 
 import type { PvalidateResult, RmpadjustResult, RmpqueryResult } from './cpu/fault.js';
 import type { GuestContext } from './cpu/guest-context.js';

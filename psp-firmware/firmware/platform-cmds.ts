@@ -51,9 +51,8 @@ export function currentTcb(fw: FirmwareCore): bigint {
 /** Fill [firstPfn, lastPfn] (clipped to coverage) with the raw words w0/w1, q1 = 0. */
 function fillRange(fw: FirmwareCore, first: number, last: number, w0: number, w1: number): void {
   const rmp = fw.platform.rmp;
-  const start = Math.max(0, first);
   const end = Math.min(last, rmp.coveredPages - 1);
-  if (start <= end) rmp.fillEntryWords(start, end, w0, w1, 0, 0);
+  for (let pfn = Math.max(0, first); pfn <= end; pfn++) rmp.writeEntryWords(pfn, w0, w1, 0, 0);
 }
 
 /**
@@ -139,7 +138,7 @@ function configureRmp(fw: FirmwareCore, listPaddr: bigint | null): void {
   fw.contexts.clear();
 }
 
-/** Every value of MSR `index` is the same on all CPUs: the CPU that differs from CPU 0, else -1. */
+/** The first CPU whose value differs from CPU 0's, else -1 (the firmware's "identical on all cores"). */
 function firstDiffering(values: readonly bigint[]): number {
   return values.findIndex((v) => v !== values[0]);
 }

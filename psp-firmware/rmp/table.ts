@@ -233,42 +233,6 @@ export class Rmp {
     }
   }
 
-  /**
-   * `writeEntryWords(pfn, w0, w1, w2, w3)` for every pfn in [firstPfn, lastPfn], in one pass (the
-   * firmware's range writes, e.g. SNP_INIT's HV-Fixed fill); counters kept exact.
-   */
-  fillEntryWords(firstPfn: number, lastPfn: number, w0: number, w1: number, w2: number, w3: number): void {
-    this.#requireCovered(firstPfn, 'fill');
-    this.#requireCovered(lastPfn, 'fill');
-    const newAssigned = w0 & W0_ASSIGNED;
-    const newAsid = (w1 >>> W1_ASID_SHIFT) & ASID_MASK;
-    const body = (w0 & ~W0_SUBPAGE_MASK) >>> 0;
-    let pfn = firstPfn;
-    while (pfn <= lastPfn) {
-      const chunkIndex = pfn >>> this.chunkShift;
-      const chunk = this.#writable(chunkIndex);
-      const chunkEnd = Math.min(lastPfn, chunkIndex * this.chunkEntries + this.chunkEntries - 1);
-      for (; pfn <= chunkEnd; pfn++) {
-        const at = (pfn & this.chunkMask) << 2;
-        const oldW0 = chunk[at]!;
-        const isHead = pfn % PAGES_PER_2M === 0;
-        chunk[at] = (body | (isHead ? oldW0 & W0_SUBPAGE_MASK : 0)) >>> 0;
-        const oldAssigned = oldW0 & W0_ASSIGNED;
-        if (oldAssigned) this.#addAsid((chunk[at + 1]! >>> W1_ASID_SHIFT) & ASID_MASK, -1);
-        chunk[at + 1] = w1 >>> 0;
-        chunk[at + 2] = w2 >>> 0;
-        chunk[at + 3] = w3 >>> 0;
-        if (newAssigned) this.#addAsid(newAsid, 1);
-        if (!isHead && oldAssigned !== newAssigned) {
-          const headAt = ((pfn - (pfn % PAGES_PER_2M)) & this.chunkMask) << 2;
-          const hw0 = chunk[headAt]!;
-          const count = ((hw0 & W0_SUBPAGE_MASK) >>> W0_SUBPAGE_SHIFT) + (newAssigned ? 1 : -1);
-          chunk[headAt] = ((hw0 & ~W0_SUBPAGE_MASK) | (count << W0_SUBPAGE_SHIFT)) >>> 0;
-        }
-      }
-    }
-  }
-
   /** Writes a decoded entry (its `subpageCount` is ignored, see `writeEntryWords`). */
   writeEntry(pfn: number, entry: RmpEntry): void {
     const w = new Uint32Array(4);
