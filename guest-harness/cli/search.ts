@@ -164,7 +164,13 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
         ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
       },
     });
-    const platform = await target.open();
+    let platform: Readonly<Record<string, string>>;
+    try {
+      platform = await target.open();
+    } catch (error) {
+      await target.close().catch(() => undefined);
+      throw error;
+    }
     const sevStatus = platform.sev_status === undefined ? undefined : parseInteger(platform.sev_status);
     const possible = platform.possible_cpus === undefined ? Number.NaN : Number(platform.possible_cpus);
     a = modelSide(policyA, profile, {

@@ -4,7 +4,7 @@
  * Creation sequences (steps.ts), each runs as one scenario on both sides, and the first sequence
  * whose observations differ is shrunk to a minimal one, returned as a scenario document the
  * loader accepts (with the two sides' observations as expectations of the diverging step when both
- * sides are policy presets). The seed and the shrink path replay a search exactly.
+ * sides are policy presets). The seed and the replay token (`--path`) replay a search exactly.
  */
 import { Value } from '@sinclair/typebox/value';
 import fc from 'fast-check';
