@@ -4,7 +4,7 @@
  * operation sequences (the AP Creation family of steps.ts plus raw guest accesses, PVALIDATE,
  * RMPADJUST, page state changes, host writes, RMPUPDATE, PSMASH, firmware DBG and reclaim, NMIs)
  * and shrinks a violating sequence to a minimal one. Bounded by runs and by time; the seed and the
- * shrink path replay a campaign's failure exactly.
+ * replay token (`--path`) replay a campaign's failure exactly.
  */
 import fc from 'fast-check';
 import type { NamedPolicy, NamedProfile } from '../model-guest/index.js';
