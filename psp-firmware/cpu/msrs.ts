@@ -122,7 +122,8 @@ export class CpuMsrs {
   /**
    * WRMSR on `cpu`: SYSCFG writes are ignored once SNP_EN = 1 ([APM] 15.36.2: only the AMD-SP clears
    * it); HWCR.SmmLock cannot be cleared once set; VM_HSAVE_PA #GPs with bits 11:0 set or beyond the
-   * 52-bit PA [APM 15.30.4; LX KVM svm_set_msr: page_address_valid]. RMP_BASE / RMP_END are fixed when the platform is built (RangeError).
+   * 52-bit PA [APM 15.30.4; LX KVM svm_set_msr: page_address_valid]. RMP_BASE / RMP_END are fixed
+   * when the platform is built (RangeError).
    */
   wrmsr(cpu: number, index: number, value: bigint): WrmsrResult {
     this.#cpu(cpu);
