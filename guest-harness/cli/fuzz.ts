@@ -12,12 +12,11 @@ import {
   type MutantName,
   parsePolicySpec,
   parseProfileSpec,
-  REPLAY_PATTERN,
   runFuzz,
 } from '../experiment/index.js';
 import { DEFAULT_POLICY, DEFAULT_PROFILE } from '../model-guest/index.js';
 import type { CliCommand, CliIo } from './command.js';
-import { intOption, randomSeed, shellLine } from './search.js';
+import { intOption, seedAndPath, shellLine } from './search.js';
 
 const DEFAULT_RUNS = 200;
 const DEFAULT_SECONDS = 60;
@@ -74,12 +73,7 @@ async function runFuzzCommand(argv: readonly string[], io: CliIo): Promise<numbe
   const runs = intOption('--runs', v.runs, 1, 100_000_000) ?? DEFAULT_RUNS;
   const seconds = intOption('--seconds', v.seconds, 1, 31_536_000) ?? DEFAULT_SECONDS;
   const maxCommands = intOption('--max-commands', v['max-commands'], 1, 1000);
-  const seed = intOption('--seed', v.seed, -0x8000_0000, 0xffff_ffff) ?? randomSeed();
-  if (v.path !== undefined && !REPLAY_PATTERN.test(v.path))
-    throw usage(
-      `--path ${v.path}: expected the token a run printed (numbers separated by ':', then @ and the commands' path)`,
-    );
-  if (v.path !== undefined && v.seed === undefined) throw usage('--path replays a run of a given --seed');
+  const { seed, path } = seedAndPath(v.seed, v.path, usage);
   if (v.mutant !== undefined && !Object.hasOwn(MUTANTS, v.mutant)) {
     throw usage(`--mutant ${v.mutant}: unknown; one of ${Object.keys(MUTANTS).join(', ')}`);
   }
@@ -92,7 +86,7 @@ async function runFuzzCommand(argv: readonly string[], io: CliIo): Promise<numbe
   const mutant = v.mutant as MutantName | undefined;
 
   io.stdout.write(
-    `snpsim fuzz: policy ${policy.name}, profile ${profile.name}${mutant ? `, MUTANT ${mutant}` : ''}, seed ${seed}, ${v.path !== undefined ? `replaying path ${v.path}` : `up to ${runs} runs / ${seconds} s`}, ${INVARIANT_NAMES.length} invariants\n`,
+    `snpsim fuzz: policy ${policy.name}, profile ${profile.name}${mutant ? `, MUTANT ${mutant}` : ''}, seed ${seed}, ${path !== undefined ? `replaying path ${path}` : `up to ${runs} runs / ${seconds} s`}, ${INVARIANT_NAMES.length} invariants\n`,
   );
   const progress = createCampaignProgress(io.stderr, {
     label: 'fuzz',
@@ -106,7 +100,7 @@ async function runFuzzCommand(argv: readonly string[], io: CliIo): Promise<numbe
     seed,
     runs,
     seconds,
-    ...(v.path !== undefined ? { path: v.path } : {}),
+    ...(path !== undefined ? { path } : {}),
     ...(maxCommands !== undefined ? { maxCommands } : {}),
     ...(mutant !== undefined ? { mutant } : {}),
     onRun: (steps, shrinking) => progress.run(steps, shrinking),

@@ -88,9 +88,25 @@ export function intOption(
   return v;
 }
 
-/** A fresh 32-bit seed, printed so the run can be replayed. */
-export function randomSeed(): number {
-  return (Date.now() ^ Math.floor(Math.random() * 0x1_0000_0000)) | 0;
+/**
+ * `--seed` (default: a fresh 32-bit seed, printed so the run can be replayed) and `--path` (a replay
+ * token a run printed; only with the seed it belongs to).
+ */
+export function seedAndPath(
+  seedText: string | undefined,
+  path: string | undefined,
+  usage: (message: string) => SnpsimError,
+): { readonly seed: number; readonly path?: string } {
+  const seed =
+    intOption('--seed', seedText, -0x8000_0000, 0xffff_ffff) ??
+    (Date.now() ^ Math.floor(Math.random() * 0x1_0000_0000)) | 0;
+  if (path === undefined) return { seed };
+  if (!REPLAY_PATTERN.test(path))
+    throw usage(
+      `--path ${path}: expected the token a run printed (numbers separated by ':', then @ and the commands' path)`,
+    );
+  if (seedText === undefined) throw usage('--path replays a run of a given --seed');
+  return { seed, path };
 }
 
 /** The command line again, as a shell would take it back. */
@@ -121,12 +137,7 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
     throw usage(`--compare ${compared}: expected guest or model`);
   const runs = intOption('--runs', v.runs, 1, 1_000_000) ?? 100;
   const maxCommands = intOption('--max-commands', v['max-commands'], 1, 64) ?? 10;
-  const seed = intOption('--seed', v.seed, -0x8000_0000, 0xffff_ffff) ?? randomSeed();
-  if (v.path !== undefined && !REPLAY_PATTERN.test(v.path))
-    throw usage(
-      `--path ${v.path}: expected the token a run printed (numbers separated by ':', then @ and the commands' path)`,
-    );
-  if (v.path !== undefined && v.seed === undefined) throw usage('--path replays a run of a given --seed');
+  const { seed, path } = seedAndPath(v.seed, v.path, usage);
   const policyA: NamedPolicy = one(parsePolicySpec(v.a), '--a', v.a);
   const profile: NamedProfile = one(
     parseProfileSpec(v.profile ?? DEFAULT_PROFILE),
@@ -187,7 +198,7 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
 
   const progress = createCampaignProgress(io.stderr, { label: 'search', runs, quiet: v.quiet === true });
   io.stderr.write(
-    `snpsim search: ${a.name} vs ${b.name}${profile.name === DEFAULT_PROFILE ? '' : ` (profile ${profile.name})`}, ${v.path !== undefined ? `replaying path ${v.path} of` : `up to ${runs} sequences,`} seed ${seed}\n`,
+    `snpsim search: ${a.name} vs ${b.name}${profile.name === DEFAULT_PROFILE ? '' : ` (profile ${profile.name})`}, ${path !== undefined ? `replaying path ${path} of` : `up to ${runs} sequences,`} seed ${seed}\n`,
   );
   let result: Awaited<ReturnType<typeof searchDivergence>>;
   try {
@@ -198,7 +209,7 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
       runs,
       maxCommands,
       compared,
-      ...(v.path !== undefined ? { path: v.path } : {}),
+      ...(path !== undefined ? { path } : {}),
       onRun: (steps, shrinking) => progress.run(steps, shrinking),
     });
   } catch (error) {

@@ -116,8 +116,9 @@ test('--compare model also compares the internal state (here only mp_state diffe
   });
 });
 
-test('snpsim experiment: table on stdout, JSON report, exit 1 on a divergence and 0 without', async () => {
-  const dir = scenarioDir(DEBUG_SWAP_RAX, HV_FEATURES);
+test('snpsim experiment: table on stdout, JSON report, exit 1 on a divergence and 0 without', async (t) => {
+  const { dir, cleanup } = await scenarioDir(DEBUG_SWAP_RAX, HV_FEATURES);
+  t.after(cleanup);
   const json = join(dir, 'out', 'matrix.json');
   const b = buffers();
   const code = await main(
@@ -136,16 +137,18 @@ test('snpsim experiment: table on stdout, JSON report, exit 1 on a divergence an
   assert.equal(doc.rows.length, 2);
 
   const calm = buffers();
-  const hvOnly = scenarioDir(HV_FEATURES);
+  const hvOnly = await scenarioDir(HV_FEATURES);
+  t.after(hvOnly.cleanup);
   assert.equal(
-    await main(['experiment', hvOnly, '--policies', 'linux-6.11,linux-6.15', '--quiet'], calm.io),
+    await main(['experiment', hvOnly.dir, '--policies', 'linux-6.11,linux-6.15', '--quiet'], calm.io),
     ExitCode.OK,
   );
   assert.match(calm.out(), /0 of 1 scenario diverge across 2 configurations/);
 });
 
-test('snpsim experiment: progress in a log is a few lines, not one per run', async () => {
-  const dir = scenarioDir(HV_FEATURES);
+test('snpsim experiment: progress in a log is a few lines, not one per run', async (t) => {
+  const { dir, cleanup } = await scenarioDir(HV_FEATURES);
+  t.after(cleanup);
   const b = buffers(false);
   await main(
     ['experiment', dir, '--policies', 'rfc-v4,v5-v9,rfc-v9,linux-6.11,linux-6.15,linux-6.16,strict'],
@@ -158,8 +161,9 @@ test('snpsim experiment: progress in a log is a few lines, not one per run', asy
   assert.ok(lines.length > 0 && lines.length <= 10, `progress lines: ${lines.length}`);
 });
 
-test('snpsim experiment: usage errors exit 2 before anything runs', async () => {
-  const dir = scenarioDir(HV_FEATURES);
+test('snpsim experiment: usage errors exit 2 before anything runs', async (t) => {
+  const { dir, cleanup } = await scenarioDir(HV_FEATURES);
+  t.after(cleanup);
   for (const [args, message] of [
     [['--policies', 'linux-6.11'], /at least two configurations/],
     [['--policies', 'linux-6.11,linux-6.15', '--compare', 'all'], /--compare all: expected guest or model/],

@@ -1,21 +1,9 @@
-/** Shared pieces of the experiment tests: CLI buffers and small scenario documents. */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+/** Shared pieces of the experiment tests: small scenario documents and a directory of them. */
 import { join } from 'node:path';
-import { type CliIo, type LoadedScenario, loadScenarioDocuments } from '../../guest-harness/index.js';
+import { type LoadedScenario, loadScenarioDocuments } from '../../guest-harness/index.js';
+import { tempDir, writeJson } from './run-helpers.js';
 
-export function buffers(isTTY = false): { io: CliIo; out: () => string; err: () => string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    io: {
-      stdout: { write: (s: string) => out.push(s), isTTY },
-      stderr: { write: (s: string) => err.push(s), isTTY },
-    },
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
+export { capture as buffers } from './run-helpers.js';
 
 /** CREATE whose RAX claims DebugSwap (0x21): 6.11 compares only the injection bits, 6.15 all of them. */
 export const DEBUG_SWAP_RAX = {
@@ -67,9 +55,11 @@ export function scenarios(...docs: readonly { name: string }[]): LoadedScenario[
   return loadScenarioDocuments(docs.map((value) => ({ file: `${value.name}.json`, value })));
 }
 
-/** A temporary directory holding the documents as scenario files. */
-export function scenarioDir(...docs: readonly { name: string }[]): string {
-  const dir = mkdtempSync(join(tmpdir(), 'snpsim-experiment-'));
-  for (const doc of docs) writeFileSync(join(dir, `${doc.name}.json`), JSON.stringify(doc));
-  return dir;
+/** A temporary directory holding the documents as scenario files, and its cleanup. */
+export async function scenarioDir(
+  ...docs: readonly { name: string }[]
+): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const t = await tempDir('experiment');
+  for (const doc of docs) await writeJson(join(t.dir, `${doc.name}.json`), doc);
+  return t;
 }
