@@ -20,7 +20,8 @@ export const INVARIANTS = Object.freeze({
   'validated-by-pvalidate': 'Validated is set only by the owning guest’s successful PVALIDATE of that page',
   'vmsa-by-rmpadjust': 'the VMSA bit is set only by the owning guest’s successful RMPADJUST at VMPL0',
   'immutable-unchanged': 'RMPUPDATE never changes an immutable RMP entry',
-  'rmp-counters': 'the per-ASID counters and 2 MB subpage counts of the RMP match a full recount',
+  'rmp-counters':
+    'the per-ASID counters and 2 MB subpage counts of the RMP match a full recount (after the host’s RMP writes and at the end of a run)',
   'dbg-non-debug-guest':
     'SNP_DBG_DECRYPT / SNP_DBG_ENCRYPT never succeed for a guest whose policy does not allow DEBUG',
   'model-exception': 'the model never throws: errors are values (docs/ARCHITECTURE.md)',
