@@ -13,6 +13,7 @@ import { Bench } from 'tinybench';
 import {
   type AgentBackend,
   type AgentRequest,
+  generateEd25519KeyPair,
   parseAuthorizedKeys,
   protocolBackend,
   SimGuestServer,
@@ -32,7 +33,7 @@ interface Setup {
 
 function setup(): Setup {
   const dir = mkdtempSync(join(tmpdir(), 'snpsim-bench-ssh-'));
-  const pair = ssh2.utils.generateKeyPairSync('ed25519');
+  const pair = generateEd25519KeyPair();
   const identity = join(dir, 'id_ed25519');
   writeFileSync(identity, pair.private, { mode: 0o600 });
   return { dir, identity, authorized: parseAuthorizedKeys(pair.public, 'bench').keys };
@@ -57,7 +58,7 @@ async function echoChannel(): Promise<{
   roundTrips: (n: number) => Promise<void>;
   close: () => Promise<void>;
 }> {
-  const hostKey = ssh2.utils.generateKeyPairSync('ed25519').private;
+  const hostKey = generateEd25519KeyPair().private;
   const server = new ssh2.Server({ hostKeys: [hostKey] }, (client) => {
     // ssh2's server Connection has setNoDelay (lib/server.js); @types/ssh2 omits it.
     (client as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);

@@ -11,7 +11,7 @@ import { SnpsimError, SnpsimErrorCode } from '../errors.js';
 import { modelBackend, resolvePolicy, resolveProfile } from '../model-guest/index.js';
 import type { LoadedScenario } from '../scenario/index.js';
 import { ephemeralHostKey, parseAuthorizedKeys, SimGuestServer } from '../sim/index.js';
-import { utils } from '../ssh/ssh2.js';
+import { generateEd25519KeyPair } from '../ssh/index.js';
 import { DEFAULT_STEP_TIMEOUT_MS, SshAgentTarget } from '../targets/index.js';
 import { AgentScenarioTarget } from './agent-target.js';
 import type { ScenarioExecution, ScenarioTarget } from './target.js';
@@ -34,7 +34,7 @@ export class SimTarget implements ScenarioTarget {
       policy: resolvePolicy(this.policy),
       profile: resolveProfile(this.profile),
     });
-    const client = utils.generateKeyPairSync('ed25519', { comment: 'snpsim-run' });
+    const client = generateEd25519KeyPair({ comment: 'snpsim-run' });
     const authorized = parseAuthorizedKeys(client.public, 'the run key');
     if (authorized.keys.length !== 1) {
       throw new SnpsimError(

@@ -5,6 +5,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { SnpsimError, SnpsimErrorCode } from '../errors.js';
 import { sshFingerprint } from '../ssh/fingerprint.js';
+import { generateEd25519KeyPair } from '../ssh/keygen.js';
 import { type ParsedKey, utils } from '../ssh/ssh2.js';
 
 export interface HostKeyMaterial {
@@ -43,7 +44,7 @@ function single(parsed: ParsedKey | ParsedKey[] | Error, what: string): ParsedKe
 
 /** A fresh ed25519 host key that lives as long as the process. */
 export function ephemeralHostKey(): HostKeyMaterial {
-  return material(utils.generateKeyPairSync('ed25519', { comment: 'snpsim-sim-guest' }).private, 'ephemeral');
+  return material(generateEd25519KeyPair({ comment: 'snpsim-sim-guest' }).private, 'ephemeral');
 }
 
 /** Loads the host key from `file`, or creates it there (0600) with its `.pub` beside it. */
@@ -61,7 +62,7 @@ export async function persistentHostKey(file: string): Promise<HostKeyMaterial> 
       );
     }
   }
-  const pair = utils.generateKeyPairSync('ed25519', { comment: 'snpsim-sim-guest' });
+  const pair = generateEd25519KeyPair({ comment: 'snpsim-sim-guest' });
   try {
     await writeFile(file, pair.private, { mode: 0o600, flag: 'wx' });
     await writeFile(`${file}.pub`, `${pair.public}\n`, { mode: 0o644 });

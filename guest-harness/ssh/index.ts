@@ -26,6 +26,7 @@ export {
   preferredHostKeyAlgorithms,
   verifyHostKey,
 } from './host-key-policy.js';
+export { generateEd25519KeyPair, type SshKeygenOptions, type SshKeyPair } from './keygen.js';
 export {
   checkHostKey,
   formatKnownHostsLine,

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import ssh2 from 'ssh2';
 import {
   AgentScenarioTarget,
   createRunCommand,
   defaultRunEnvironment,
   ephemeralHostKey,
+  generateEd25519KeyPair,
   type LoadedScenario,
   loadScenarios,
   ModelReference,
@@ -192,7 +192,7 @@ test('exit 3: a target failing mid-run; the partial reports are still written', 
 test('exit 3: an unreachable target (connection refused) fails every scenario, reports written', async () => {
   const json = join(dir, 'refused.json');
   const key = join(dir, 'id_ed25519');
-  await writeFile(key, ssh2.utils.generateKeyPairSync('ed25519').private, { mode: 0o600 });
+  await writeFile(key, generateEd25519KeyPair().private, { mode: 0o600 });
   const r = await viaMain([
     ...THREE,
     ...['--target', 'ssh://root@127.0.0.1:1', '--host-key', `SHA256:${'A'.repeat(43)}`, '--identity', key],
@@ -256,7 +256,7 @@ test('exit 3 over real SSH: the connection is cut in the middle of a scenario; t
       };
     },
   };
-  const client = ssh2.utils.generateKeyPairSync('ed25519');
+  const client = generateEd25519KeyPair();
   const hostKey = ephemeralHostKey();
   server = await SimGuestServer.start({
     backend,

@@ -14,6 +14,7 @@ import ssh2 from 'ssh2';
 import {
   type AgentBackend,
   EXIT_INTERNAL,
+  generateEd25519KeyPair,
   parseAuthorizedKeys,
   persistentHostKey,
   protocolBackend,
@@ -36,7 +37,7 @@ after(async () => {
 const stdioAgent = fileURLToPath(new URL('../../guest-harness/sim/stdio-agent.js', import.meta.url));
 const cli = fileURLToPath(new URL('../../../bin/snpsim.js', import.meta.url));
 
-const pair = ssh2.utils.generateKeyPairSync('ed25519');
+const pair = generateEd25519KeyPair();
 writeFileSync(join(dir, 'id'), pair.private, { mode: 0o600 });
 writeFileSync(join(dir, 'id.pub'), `${pair.public}\n`);
 const pub = parseAuthorizedKeys(pair.public, 'test').keys;

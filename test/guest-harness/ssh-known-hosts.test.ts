@@ -10,6 +10,7 @@ import ssh2 from 'ssh2';
 import {
   checkHostKey,
   formatKnownHostsLine,
+  generateEd25519KeyPair,
   globMatch,
   hashHostName,
   knownHostsName,
@@ -25,9 +26,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 function keyPair(type: 'ed25519' | 'ecdsa' = 'ed25519') {
   const pair =
-    type === 'ecdsa'
-      ? ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 })
-      : ssh2.utils.generateKeyPairSync('ed25519');
+    type === 'ecdsa' ? ssh2.utils.generateKeyPairSync('ecdsa', { bits: 256 }) : generateEd25519KeyPair();
   const [keyType = '', b64 = ''] = pair.public.split(' ');
   return { keyType, b64, blob: Buffer.from(b64, 'base64'), line: `${keyType} ${b64}` };
 }

@@ -14,6 +14,7 @@ import {
   type AgentReply,
   type AgentRequest,
   type AgentResponse,
+  generateEd25519KeyPair,
   protocolBackend,
   runFleet,
   SimGuestServer,
@@ -33,8 +34,8 @@ after(async () => {
 function userKey(name: string, passphrase?: string) {
   const pair =
     passphrase === undefined
-      ? ssh2.utils.generateKeyPairSync('ed25519')
-      : ssh2.utils.generateKeyPairSync('ed25519', { passphrase, cipher: 'aes256-ctr', rounds: 1 });
+      ? generateEd25519KeyPair()
+      : generateEd25519KeyPair({ passphrase, cipher: 'aes256-ctr', rounds: 1 });
   const file = join(dir, name);
   writeFileSync(file, pair.private, { mode: 0o600 });
   writeFileSync(`${file}.pub`, `${pair.public}\n`);
