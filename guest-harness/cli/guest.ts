@@ -7,9 +7,10 @@ import { parseArgs } from 'node:util';
 import { ExitCode, SnpsimError, SnpsimErrorCode } from '../errors.js';
 import { type CheckStatus, doctorGuest } from '../targets/guest-doctor.js';
 import { installGuest, REMOTE_SOURCE_DIR } from '../targets/guest-install.js';
-import { SshAgentTarget } from '../targets/ssh-target.js';
+import { DEFAULT_STEP_TIMEOUT_MS, SshAgentTarget } from '../targets/ssh-target.js';
+import { parseSshTargetUrl, type SshTargetUrl } from '../targets/url.js';
 import type { CliCommand, CliIo } from './command.js';
-import { SSH_PARSE_OPTIONS, SSH_USAGE, sshTargetFromArgs } from './ssh-options.js';
+import { SSH_PARSE_OPTIONS, type SshCliOptions, sshOptionsFromArgs, sshUsage } from './ssh-options.js';
 
 const USAGE = `usage: snpsim guest install --target ssh://user@host[:port] [--no-load] [ssh options]
        snpsim guest doctor  --target ssh://user@host[:port] [--json] [ssh options]
@@ -21,9 +22,11 @@ doctor   one PASS/FAIL/SKIP line per requirement: SEV-SNP active, VMPL0, AP Crea
          version, headers, debugfs, module signing/lockdown, offline-able CPUs, root, agent, module.
          Read-only. --json prints the report as JSON.
 
+  --target ssh://user@host[:port]   the guest (required)
+
 exit: 0 all passed, 1 a step or check did not pass, 2 usage error, 3 guest unreachable
 
-${SSH_USAGE}`;
+${sshUsage(`doctor 30000, install 600000; the hello ${DEFAULT_STEP_TIMEOUT_MS}`)}`;
 
 function line(status: CheckStatus, title: string, detail: string): string {
   return `${status.padEnd(4)}  ${title.padEnd(30)}  ${detail}\n`;
@@ -34,21 +37,33 @@ function summary(statuses: readonly CheckStatus[]): string {
   return `${count('PASS')} PASS, ${count('FAIL')} FAIL, ${count('SKIP')} SKIP`;
 }
 
-async function run(argv: readonly string[], io: CliIo): Promise<number> {
+const OPTIONS = {
+  ...SSH_PARSE_OPTIONS,
+  target: { type: 'string' },
+  'no-load': { type: 'boolean' },
+  json: { type: 'boolean' },
+} as const;
+
+/** A parsed `snpsim guest` command line. */
+export interface GuestArgs {
+  readonly sub: 'install' | 'doctor';
+  readonly url: SshTargetUrl;
+  readonly load: boolean;
+  readonly json: boolean;
+  readonly ssh: SshCliOptions;
+}
+
+/** Parses `snpsim guest` arguments; throws a USAGE SnpsimError naming what is wrong. */
+export function parseGuestArgs(argv: readonly string[]): GuestArgs {
   const [sub, ...rest] = argv;
   if (sub !== 'install' && sub !== 'doctor')
     throw new SnpsimError(
       SnpsimErrorCode.USAGE,
       `expected install or doctor, got ${JSON.stringify(sub ?? '')}\n\n${USAGE}`,
     );
-  let values: Record<string, unknown>;
+  let values: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: false }>>['values'];
   try {
-    ({ values } = parseArgs({
-      args: [...rest],
-      options: { ...SSH_PARSE_OPTIONS, 'no-load': { type: 'boolean' }, json: { type: 'boolean' } },
-      strict: true,
-      allowPositionals: false,
-    }));
+    ({ values } = parseArgs({ args: [...rest], options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (error) {
     throw new SnpsimError(SnpsimErrorCode.USAGE, `${(error as Error).message} (see snpsim guest --help)`);
   }
@@ -56,12 +71,26 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
     throw new SnpsimError(SnpsimErrorCode.USAGE, '--json is for doctor');
   if (sub === 'doctor' && values['no-load'] !== undefined)
     throw new SnpsimError(SnpsimErrorCode.USAGE, '--no-load is for install');
-  const { url, options, stepTimeoutMs } = sshTargetFromArgs(values);
-  const target = new SshAgentTarget(url, options);
+  if (values.target === undefined)
+    throw new SnpsimError(SnpsimErrorCode.USAGE, '--target ssh://user@host[:port] is required');
+  const ssh = sshOptionsFromArgs(values);
+  return {
+    sub,
+    url: parseSshTargetUrl(values.target),
+    load: values['no-load'] !== true,
+    json: values.json === true,
+    ssh,
+  };
+}
+
+async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  const { sub, url, load, json, ssh } = parseGuestArgs(argv);
+  const { stepTimeoutMs } = ssh;
+  const target = new SshAgentTarget(url, ssh.target);
   try {
     if (sub === 'doctor') {
       const report = await doctorGuest(target, stepTimeoutMs !== undefined ? { stepTimeoutMs } : {});
-      if (values.json === true) {
+      if (json) {
         io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else {
         io.stdout.write(`snpsim guest doctor: ${target.id}\n`);
@@ -74,7 +103,7 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
     }
     io.stdout.write(`snpsim guest install: ${target.id} -> ${REMOTE_SOURCE_DIR}\n`);
     const report = await installGuest(target, {
-      load: values['no-load'] !== true,
+      load,
       ...(stepTimeoutMs !== undefined ? { stepTimeoutMs } : {}),
       onStep: (step) => io.stdout.write(line(step.status, step.name, step.detail)),
     });

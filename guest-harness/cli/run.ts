@@ -19,18 +19,9 @@ import type { ReferenceModel, ScenarioTarget } from '../runner/target.js';
 import { parseTargetSpec, type TargetSpec } from '../runner/target-spec.js';
 import { renderTerminal } from '../runner/terminal.js';
 import { type LoadedScenario, loadScenarios } from '../scenario/index.js';
+import { DEFAULT_STEP_TIMEOUT_MS } from '../targets/ssh-target.js';
 import type { CliCommand, CliIo } from './command.js';
-
-/** SSH options of `snpsim run`, passed to every ssh:// target. */
-export interface SshCliOptions {
-  readonly identity: readonly string[];
-  readonly knownHosts: readonly string[];
-  readonly hostKey?: string;
-  readonly acceptNew: boolean;
-  readonly agentCommand?: string;
-  readonly stepTimeoutMs?: number;
-  readonly connectTimeoutMs?: number;
-}
+import { SSH_PARSE_OPTIONS, type SshCliOptions, sshOptionsFromArgs, sshUsage } from './ssh-options.js';
 
 /** What `snpsim run` needs from the layers below; tests substitute their own. */
 export interface RunEnvironment {
@@ -73,28 +64,14 @@ options:
                        recorded in fixtures and usable in expectations conditions (repeatable)
   --verbose            list passing scenarios too
   --quiet              no progress output
-ssh options:
-  --identity FILE      private key (repeatable; default: ssh-agent, then ~/.ssh/id_*)
-  --known-hosts FILE   known_hosts file (repeatable; default ~/.ssh/known_hosts)
-  --host-key SHA256:.. pin the host key fingerprint instead of known_hosts
-  --accept-new         accept and remember an unknown host key (OpenSSH accept-new)
-  --agent-command PATH the agent on the guest (default /usr/local/libexec/snpsim/snpsim-agent)
-  --step-timeout MS    per-step timeout
-  --connect-timeout MS handshake timeout
 
+${sshUsage(`${DEFAULT_STEP_TIMEOUT_MS}; sim targets use it too`)}
 exit codes: 0 no differences, 1 differences, 2 usage or input error (nothing ran),
             3 infrastructure failure (reports of the partial run are still written)
 `;
 
 function usage(message: string): SnpsimError {
   return new SnpsimError(SnpsimErrorCode.USAGE, message);
-}
-
-function positiveInt(name: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^[1-9][0-9]{0,8}$/.test(text))
-    throw usage(`${name} ${text}: expected a positive integer (milliseconds)`);
-  return Number(text);
 }
 
 /** Writes a file atomically (temporary file, then rename), creating its directory. */
@@ -120,47 +97,36 @@ interface ParsedRun {
   readonly ssh: SshCliOptions;
 }
 
+const OPTIONS = {
+  ...SSH_PARSE_OPTIONS,
+  target: { type: 'string', multiple: true },
+  policy: { type: 'string' },
+  profile: { type: 'string' },
+  json: { type: 'string' },
+  junit: { type: 'string' },
+  record: { type: 'string' },
+  expectations: { type: 'string' },
+  platform: { type: 'string', multiple: true },
+  verbose: { type: 'boolean' },
+  quiet: { type: 'boolean' },
+} as const;
+
 export function parseRunArgs(argv: readonly string[]): ParsedRun {
-  let parsed: ReturnType<typeof parseArgs>;
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>;
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        target: { type: 'string', multiple: true },
-        policy: { type: 'string' },
-        profile: { type: 'string' },
-        json: { type: 'string' },
-        junit: { type: 'string' },
-        record: { type: 'string' },
-        expectations: { type: 'string' },
-        platform: { type: 'string', multiple: true },
-        verbose: { type: 'boolean' },
-        quiet: { type: 'boolean' },
-        identity: { type: 'string', multiple: true },
-        'known-hosts': { type: 'string', multiple: true },
-        'host-key': { type: 'string' },
-        'accept-new': { type: 'boolean' },
-        'agent-command': { type: 'string' },
-        'step-timeout': { type: 'string' },
-        'connect-timeout': { type: 'string' },
-      },
-    });
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: OPTIONS });
   } catch (error) {
     throw usage(`${(error as Error).message} (see snpsim run --help)`);
   }
-  const v = parsed.values as Record<string, string | string[] | boolean | undefined>;
-  const str = (k: string) => v[k] as string | undefined;
-  const list = (k: string) => (v[k] as string[] | undefined) ?? [];
-  const targets = (list('target').length > 0 ? list('target') : ['sim']).map(parseTargetSpec);
+  const v = parsed.values;
+  const targets = (v.target !== undefined && v.target.length > 0 ? v.target : ['sim']).map(parseTargetSpec);
   const seen = new Set<string>();
   for (const t of targets) {
     if (seen.has(t.text)) throw usage(`--target ${t.text} is given twice`);
     seen.add(t.text);
   }
   const platform: Record<string, string> = {};
-  for (const pair of list('platform')) {
+  for (const pair of v.platform ?? []) {
     const m = /^([a-z][a-z0-9_]*)=([A-Za-z0-9._:+-]{1,64})$/.exec(pair);
     if (!m)
       throw usage(
@@ -168,41 +134,27 @@ export function parseRunArgs(argv: readonly string[]): ParsedRun {
       );
     platform[m[1]!] = m[2]!;
   }
-  const record = str('record');
+  const record = v.record;
   if (record !== undefined && targets.length !== 1) {
     throw usage('--record saves one target: give exactly one --target');
   }
   if (record !== undefined && targets[0]?.kind === 'fixture')
     throw usage('--record cannot record a fixture replay');
-  const hostKey = str('host-key');
-  if (hostKey !== undefined && !/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(hostKey)) {
-    throw usage(`--host-key ${hostKey}: expected an OpenSSH fingerprint SHA256:<43 base64 characters>`);
-  }
+  const ssh = sshOptionsFromArgs(v);
   const paths = parsed.positionals.length > 0 ? [...parsed.positionals] : ['scenarios'];
-  const stepTimeoutMs = positiveInt('--step-timeout', str('step-timeout'));
-  const connectTimeoutMs = positiveInt('--connect-timeout', str('connect-timeout'));
-  const agentCommand = str('agent-command');
   return {
     paths,
     targets,
-    ...(str('policy') !== undefined ? { policy: str('policy') } : {}),
-    ...(str('profile') !== undefined ? { profile: str('profile') } : {}),
-    ...(str('json') !== undefined ? { json: str('json') } : {}),
-    ...(str('junit') !== undefined ? { junit: str('junit') } : {}),
+    ...(v.policy !== undefined ? { policy: v.policy } : {}),
+    ...(v.profile !== undefined ? { profile: v.profile } : {}),
+    ...(v.json !== undefined ? { json: v.json } : {}),
+    ...(v.junit !== undefined ? { junit: v.junit } : {}),
     ...(record !== undefined ? { record } : {}),
-    ...(str('expectations') !== undefined ? { expectations: str('expectations') } : {}),
+    ...(v.expectations !== undefined ? { expectations: v.expectations } : {}),
     platform,
     verbose: v.verbose === true,
     quiet: v.quiet === true,
-    ssh: {
-      identity: list('identity'),
-      knownHosts: list('known-hosts'),
-      ...(hostKey !== undefined ? { hostKey } : {}),
-      acceptNew: v['accept-new'] === true,
-      ...(agentCommand !== undefined ? { agentCommand } : {}),
-      ...(stepTimeoutMs !== undefined ? { stepTimeoutMs } : {}),
-      ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
-    },
+    ssh,
   };
 }
 

@@ -18,8 +18,10 @@ import {
   targetSide,
 } from '../experiment/index.js';
 import { DEFAULT_PROFILE, type NamedPolicy, type NamedProfile } from '../model-guest/index.js';
-import { parseInteger, parseTargetSpec, type ScenarioTarget } from '../runner/index.js';
+import { parseInteger, parseTargetSpec, type ScenarioTarget, type TargetSpec } from '../runner/index.js';
+import { DEFAULT_STEP_TIMEOUT_MS } from '../targets/ssh-target.js';
 import type { CliCommand, CliIo } from './command.js';
+import { SSH_PARSE_OPTIONS, type SshCliOptions, sshOptionsFromArgs, sshUsage } from './ssh-options.js';
 
 export const SEARCH_USAGE = `usage: snpsim search --a POLICY (--b POLICY | --target SPEC) [options]
 
@@ -40,9 +42,8 @@ divergence to a minimal sequence. The scenario file is printed on stdout; save i
   --path P            replay the shrink path P of --seed (printed with a divergence)
   --compare guest|model  compare guest-observable observations (default), or the model state too
   --quiet             no progress output
-ssh options (--target ssh://): --identity FILE, --known-hosts FILE, --host-key SHA256:..,
-  --accept-new, --agent-command PATH, --step-timeout MS, --connect-timeout MS
 
+${sshUsage(`${DEFAULT_STEP_TIMEOUT_MS}; sim targets use it too`)}
 A real target must be a throw-away guest: generated sequences can stop its VM, and a real guest
 does not come back (the search then ends with exit 3).
 
@@ -50,6 +51,7 @@ exit codes: 0 no divergence, 1 divergence found (scenario on stdout), 2 usage er
             3 target failure`;
 
 const OPTIONS = {
+  ...SSH_PARSE_OPTIONS,
   a: { type: 'string' },
   b: { type: 'string' },
   target: { type: 'string' },
@@ -61,13 +63,6 @@ const OPTIONS = {
   path: { type: 'string' },
   compare: { type: 'string' },
   quiet: { type: 'boolean' },
-  identity: { type: 'string', multiple: true },
-  'known-hosts': { type: 'string', multiple: true },
-  'host-key': { type: 'string' },
-  'accept-new': { type: 'boolean' },
-  'agent-command': { type: 'string' },
-  'step-timeout': { type: 'string' },
-  'connect-timeout': { type: 'string' },
 } as const;
 
 function usage(message: string): SnpsimError {
@@ -119,7 +114,24 @@ function one<T>(items: readonly T[], flag: string, text: string): T {
   return items[0]!;
 }
 
-async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
+/** A parsed `snpsim search` command line (policies and profiles are resolved by the command). */
+export interface SearchArgs {
+  readonly a: string;
+  /** Side B: a policy of the model, or a target. */
+  readonly b: { readonly policy: string } | { readonly target: Exclude<TargetSpec, { kind: 'fixture' }> };
+  readonly profile?: string;
+  readonly bProfile?: string;
+  readonly runs: number;
+  readonly maxCommands: number;
+  readonly seed: number;
+  readonly path?: string;
+  readonly compared: 'guest' | 'model';
+  readonly quiet: boolean;
+  readonly ssh: SshCliOptions;
+}
+
+/** Parses `snpsim search` arguments; throws a USAGE SnpsimError naming what is wrong. */
+export function parseSearchArgs(argv: readonly string[]): SearchArgs {
   let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: false }>>;
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: false, strict: true });
@@ -138,16 +150,44 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
   const runs = intOption('--runs', v.runs, 1, 1_000_000) ?? 100;
   const maxCommands = intOption('--max-commands', v['max-commands'], 1, 64) ?? 10;
   const { seed, path } = seedAndPath(v.seed, v.path, usage);
-  const policyA: NamedPolicy = one(parsePolicySpec(v.a), '--a', v.a);
-  const profile: NamedProfile = one(
-    parseProfileSpec(v.profile ?? DEFAULT_PROFILE),
-    '--profile',
-    v.profile ?? '',
-  );
+  let ssh: SshCliOptions;
+  try {
+    ssh = sshOptionsFromArgs(v);
+  } catch (error) {
+    throw SnpsimError.is(error) ? usage(error.message) : error;
+  }
+  let b: SearchArgs['b'];
+  if (v.target !== undefined) {
+    const target = parseTargetSpec(v.target);
+    if (target.kind === 'fixture')
+      throw usage('--target fixture: replays recorded scenarios; a search needs a live target');
+    b = { target };
+  } else b = { policy: v.b! };
+  return {
+    a: v.a,
+    b,
+    ...(v.profile !== undefined ? { profile: v.profile } : {}),
+    ...(v['b-profile'] !== undefined ? { bProfile: v['b-profile'] } : {}),
+    runs,
+    maxCommands,
+    seed,
+    ...(path !== undefined ? { path } : {}),
+    compared,
+    quiet: v.quiet === true,
+    ssh,
+  };
+}
+
+async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
+  const args = parseSearchArgs(argv);
+  const { runs, maxCommands, seed, path, compared } = args;
+  const policyA: NamedPolicy = one(parsePolicySpec(args.a), '--a', args.a);
+  const profileText = args.profile ?? DEFAULT_PROFILE;
+  const profile: NamedProfile = one(parseProfileSpec(profileText), '--profile', profileText);
   const bProfile =
-    v['b-profile'] === undefined
+    args.bProfile === undefined
       ? profile
-      : one(parseProfileSpec(v['b-profile']), '--b-profile', v['b-profile']);
+      : one(parseProfileSpec(args.bProfile), '--b-profile', args.bProfile);
   // A side is named by its policy, and by its profile too when the two sides' profiles differ.
   const named = (p: NamedPolicy, f: NamedProfile) =>
     profile.name === bProfile.name ? p.name : `${p.name} · ${f.name}`;
@@ -155,26 +195,10 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
   let target: ScenarioTarget | undefined;
   let b: SearchSide;
   let a: SearchSide;
-  if (v.target !== undefined) {
-    const spec = parseTargetSpec(v.target);
-    if (spec.kind === 'fixture')
-      throw usage('--target fixture: replays recorded scenarios; a search needs a live target');
+  if ('target' in args.b) {
+    const spec = args.b.target;
     const { defaultRunEnvironment } = await import('../runner/environment.js');
-    const stepTimeoutMs = intOption('--step-timeout', v['step-timeout'], 1, 999_999_999);
-    const connectTimeoutMs = intOption('--connect-timeout', v['connect-timeout'], 1, 999_999_999);
-    target = defaultRunEnvironment().target(spec, {
-      policy: v.a,
-      profile: v.profile ?? DEFAULT_PROFILE,
-      ssh: {
-        identity: v.identity ?? [],
-        knownHosts: v['known-hosts'] ?? [],
-        ...(v['host-key'] !== undefined ? { hostKey: v['host-key'] } : {}),
-        acceptNew: v['accept-new'] === true,
-        ...(v['agent-command'] !== undefined ? { agentCommand: v['agent-command'] } : {}),
-        ...(stepTimeoutMs !== undefined ? { stepTimeoutMs } : {}),
-        ...(connectTimeoutMs !== undefined ? { connectTimeoutMs } : {}),
-      },
-    });
+    target = defaultRunEnvironment().target(spec, { policy: args.a, profile: profileText, ssh: args.ssh });
     let platform: Readonly<Record<string, string>>;
     try {
       platform = await target.open();
@@ -191,12 +215,12 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
     });
     b = targetSide(target, spec.kind === 'model' || platform.host_steps === '1');
   } else {
-    const policyB = one(parsePolicySpec(v.b!), '--b', v.b!);
+    const policyB = one(parsePolicySpec(args.b.policy), '--b', args.b.policy);
     a = modelSide(policyA, profile, { name: named(policyA, profile) });
     b = modelSide(policyB, bProfile, { name: named(policyB, bProfile) });
   }
 
-  const progress = createCampaignProgress(io.stderr, { label: 'search', runs, quiet: v.quiet === true });
+  const progress = createCampaignProgress(io.stderr, { label: 'search', runs, quiet: args.quiet });
   io.stderr.write(
     `snpsim search: ${a.name} vs ${b.name}${profile.name === DEFAULT_PROFILE ? '' : ` (profile ${profile.name})`}, ${path !== undefined ? `replaying path ${path} of` : `up to ${runs} sequences,`} seed ${seed}\n`,
   );

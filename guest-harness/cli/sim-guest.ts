@@ -14,6 +14,7 @@ import { DEFAULT_SIM_BACKEND, simBackends } from '../sim/backends.js';
 import { type AuthorizedKeys, ephemeralHostKey, persistentHostKey, readAuthorizedKeys } from '../sim/keys.js';
 import { SimGuestServer } from '../sim/server.js';
 import type { CliCommand, CliIo } from './command.js';
+import { parseAgentCommand } from './ssh-options.js';
 
 const USAGE = `usage: snpsim sim-guest --port N [--host 127.0.0.1] [--host-key FILE] [--authorized-keys FILE]
                         [--backend ${Object.keys(simBackends).join('|')}] [--policy P] [--profile F]
@@ -27,7 +28,7 @@ protocol-only backend (--backend protocol: hello, everything else "unsupported")
   --host-key FILE          ed25519 host key, created (mode 0600) if absent; default: a new key per run
   --authorized-keys FILE   client public keys (authorized_keys lines without options); default: your
                            ~/.ssh/id_ed25519.pub, id_ecdsa.pub, id_rsa.pub. Any user name is accepted.
-  --agent-command PATH     the one command served (default ${DEFAULT_AGENT_PATH})
+  --agent-command "PATH [ARGS]"  the one command served (default ${DEFAULT_AGENT_PATH})
 
 Only that command runs; shells, ptys, SFTP, other commands and forwarding are refused.`;
 
@@ -90,6 +91,12 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
   if (!/^(?:0|[1-9][0-9]{0,4})$/.test(portText) || Number(portText) > 65535)
     throw new SnpsimError(SnpsimErrorCode.USAGE, `--port ${portText}: expected 0..65535`);
   const port = Number(portText);
+  // The same "PATH [ARGS]" syntax as the clients' --agent-command (cli/ssh-options.ts).
+  const agentCommand =
+    values['agent-command'] !== undefined
+      ? parseAgentCommand('--agent-command', values['agent-command'])
+      : [DEFAULT_AGENT_PATH];
+  const agentCommandText = agentCommand.join(' ');
   const backendName = values.backend ?? DEFAULT_SIM_BACKEND;
   const factory = simBackends[backendName];
   if (factory === undefined)
@@ -114,8 +121,6 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
   });
   const hostKey =
     values['host-key'] !== undefined ? await persistentHostKey(values['host-key']) : ephemeralHostKey();
-  const agentCommand =
-    values['agent-command'] !== undefined ? [values['agent-command']] : [DEFAULT_AGENT_PATH];
   const server = await SimGuestServer.start({
     backend,
     authorizedKeys: authorized.keys,
@@ -136,7 +141,7 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
       `  agent      ${server.command}`,
       'connect with:',
       `  snpsim run scenarios/ --target ssh://${user}@${hostPart}:${server.port} --host-key ${hostKey.fingerprint}` +
-        `${agentCommand[0] !== DEFAULT_AGENT_PATH ? ` --agent-command ${agentCommand[0]}` : ''}`,
+        `${agentCommandText !== DEFAULT_AGENT_PATH ? ` --agent-command ${agentCommand.length > 1 ? `'${agentCommandText}'` : agentCommandText}` : ''}`,
       `  or trust it in known_hosts: ssh-keyscan -p ${server.port} ${server.host} >> ~/.ssh/known_hosts`,
       'stop with Ctrl-C',
       '',

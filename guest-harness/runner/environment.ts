@@ -49,28 +49,14 @@ export function defaultRunEnvironment(): RunEnvironment {
             spec.profile ?? options.profile,
             options.ssh.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
           );
-        case 'ssh': {
-          const ssh = options.ssh;
-          const target = new SshAgentTarget(
-            { user: spec.user, host: spec.host, port: spec.port },
-            {
-              hostKey: {
-                ...(ssh.hostKey !== undefined ? { pins: [ssh.hostKey] } : {}),
-                ...(ssh.knownHosts.length > 0 ? { knownHostsFiles: ssh.knownHosts } : {}),
-                mode: ssh.acceptNew ? 'accept-new' : 'strict',
-              },
-              ...(ssh.identity.length > 0 ? { auth: { identityFiles: ssh.identity } } : {}),
-              ...(ssh.agentCommand !== undefined ? { agentCommand: [ssh.agentCommand] } : {}),
-              ...(ssh.connectTimeoutMs !== undefined ? { readyTimeoutMs: ssh.connectTimeoutMs } : {}),
-            },
-          );
+        case 'ssh':
+          // Every SSH option of the command line (cli/ssh-options.ts) reaches the target as parsed.
           return new AgentScenarioTarget(
             spec.text,
             'ssh',
-            target,
-            ssh.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
+            new SshAgentTarget({ user: spec.user, host: spec.host, port: spec.port }, options.ssh.target),
+            options.ssh.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS,
           );
-        }
       }
     },
   };

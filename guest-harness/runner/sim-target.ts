@@ -49,7 +49,11 @@ export class SimTarget implements ScenarioTarget {
     await writeFile(identity, client.private, { mode: 0o600 });
     const target = new SshAgentTarget(
       { user: 'snpsim', host: this.#server.host, port: this.#server.port },
-      { hostKey: { pins: [hostKey.fingerprint] }, auth: { agentSocket: null, identityFiles: [identity] } },
+      {
+        hostKey: { pins: [hostKey.fingerprint] },
+        auth: { agentSocket: null, identityFiles: [identity] },
+        helloTimeoutMs: this.stepTimeoutMs,
+      },
     );
     this.#inner = new AgentScenarioTarget(this.spec, 'sim', target, this.stepTimeoutMs);
     const platform = await this.#inner.open();

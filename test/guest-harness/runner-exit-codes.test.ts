@@ -143,7 +143,7 @@ test('exit 2: usage and input errors (flags, targets, policies, profiles, expect
       ['--target', `fixture:${join(dir, 'missing.json')}`],
       /SNPSIM_FIXTURE_INVALID: .*cannot read the fixture/,
     ],
-    [['--target', 'model', '--host-key', 'MD5:aa'], /expected an OpenSSH fingerprint SHA256:/],
+    [['--target', 'model', '--host-key', 'MD5:aa'], /--host-key "MD5:aa": expected SHA256: and 43 base64/],
   ];
   for (const [args, message] of cases) {
     const r = await viaMain([...THREE, ...args]);
