@@ -1,7 +1,8 @@
 /**
- * SVM exit codes, VMGEXIT NAE event codes, event-injection encoding and SEV_FEATURES bits.
- * Values from [LX] arch/x86/include/uapi/asm/svm.h and arch/x86/include/asm/svm.h.
+ * SVM exit codes, VMGEXIT NAE event codes, event-injection encoding, and KVM's names for the
+ * SEV_FEATURES bits. Values from [LX] arch/x86/include/uapi/asm/svm.h and arch/x86/include/asm/svm.h.
  */
+import { SEV_FEATURES_INT_INJ_MODES, SevFeature } from '../psp-firmware/index.js';
 
 /** #VMEXIT codes the host handles [LX] arch/x86/include/uapi/asm/svm.h */
 export const SVM_EXIT = Object.freeze({
@@ -75,29 +76,13 @@ export const SVM_EVTINJ_VALID = 1 << 31;
  */
 export const EVTINJ_GP = BigInt.asUintN(64, BigInt(X86_TRAP_GP | SVM_EVTINJ_TYPE_EXEPT | SVM_EVTINJ_VALID));
 
-/** SEV_FEATURES bits (VMSA 0x3B0) [LX] arch/x86/include/asm/svm.h; [ap-creation.md A.5] */
-export const SVM_SEV_FEAT = Object.freeze({
-  SNP_ACTIVE: 1n << 0n,
-  VTOM: 1n << 1n,
-  REFLECT_VC: 1n << 2n,
-  RESTRICTED_INJECTION: 1n << 3n,
-  ALTERNATE_INJECTION: 1n << 4n,
-  DEBUG_SWAP: 1n << 5n,
-  PREVENT_HOST_IBS: 1n << 6n,
-  BTB_ISOLATION: 1n << 7n,
-  VMPL_SSS: 1n << 8n,
-  SECURE_TSC: 1n << 9n,
-  VMGEXIT_PARAMETER: 1n << 10n,
-  IBS_VIRTUALIZATION: 1n << 12n,
-  VMSA_REG_PROT: 1n << 14n,
-  SMT_PROTECTION: 1n << 15n,
-} as const);
+/**
+ * SEV_FEATURES bits under KVM's name (`SVM_SEV_FEAT_*`): the platform's one definition
+ * (`psp-firmware/vmsa-layout.ts`).
+ */
+export const SVM_SEV_FEAT = SevFeature;
 /** SVM_SEV_FEAT_INT_INJ_MODES = RESTRICTED_INJECTION | ALTERNATE_INJECTION = 0x18 [LX] asm/svm.h */
-export const SVM_SEV_FEAT_INT_INJ_MODES =
-  SVM_SEV_FEAT.RESTRICTED_INJECTION | SVM_SEV_FEAT.ALTERNATE_INJECTION;
-
-/** EFER.SVME (bit 12) [LX] arch/x86/include/asm/msr-index.h */
-export const EFER_SVME = 1n << 12n;
+export const SVM_SEV_FEAT_INT_INJ_MODES = SEV_FEATURES_INT_INJ_MODES;
 
 /** MSR_AMD64_SEV_ES_GHCB [LX] arch/x86/include/asm/msr-index.h */
 export const MSR_AMD64_SEV_ES_GHCB = 0xc001_0130;

@@ -3,7 +3,13 @@
  * memslots and the events other vCPUs or the VMM deliver to a vCPU's LAPIC (INIT, SIPI, fixed IPIs,
  * NMIs, the PV kick).
  */
-import { type GuestContext, MappingSize, type Platform } from '../psp-firmware/index.js';
+import {
+  type GuestContext,
+  MappingSize,
+  type Platform,
+  SevFeature,
+  VmsaOffset,
+} from '../psp-firmware/index.js';
 import { sevInfoResponse } from './ghcb/msr-protocol.js';
 import type { Kvm } from './kvm.js';
 import { ERRNO, GHCB_VERSION_MIN, INITIAL_VMSA_GPA, INVALID_PAGE, PAGE_SIZE } from './kvm-constants.js';
@@ -12,9 +18,6 @@ import { hasVmsa, kick } from './mp-state.js';
 import type { RunOutcome } from './outcome.js';
 import type { HostPolicy } from './policy/knobs.js';
 import { Vcpu } from './vcpu.js';
-
-/** VMSA vmpl (u8) offset [LX] struct sev_es_save_area */
-const VMSA_VMPL_OFFSET = 0x0ca;
 
 /** Launch progress (KVM_SEV_SNP_LAUNCH_START / _FINISH). */
 export type LaunchState = 'init' | 'launching' | 'running';
@@ -231,9 +234,9 @@ export class Vm {
     const vmsaPa = Number(vcpu.vmcbVmsaPa);
     return {
       asid: this.asid,
-      vmpl: this.platform.memory.readU8(vmsaPa + VMSA_VMPL_OFFSET) & 3,
+      vmpl: this.platform.memory.readU8(vmsaPa + VmsaOffset.VMPL) & 3,
       cpl: 0,
-      snpActive: (sevFeatures & 1n) === 1n,
+      snpActive: (sevFeatures & SevFeature.SNP_ACTIVE) !== 0n,
       sevFeatures,
       cpu: vcpu.index,
       translate: (gpa: number) => memory.translate(gpa),

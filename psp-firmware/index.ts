@@ -120,7 +120,6 @@ export {
   SEV_INITRD_ENTRY_GUID,
   SEV_KERNEL_ENTRY_GUID,
   SEV_SECRET_BLOCK_GUID,
-  SevEsSaveArea,
   type SevHashes,
   type SevMetadataSection,
   SevMetadataSectionType,
@@ -136,8 +135,6 @@ export {
   svsmLaunchDigest,
   VCPU_SIGNATURES,
   VMSA_GPA,
-  VMSA_SIZE,
-  VmcbSeg,
   VmmType,
   type VmsaParams,
   vcpuSignatureOf,
@@ -151,3 +148,4 @@ export * from './rmp/layout.js';
 export * from './rmp/page-state.js';
 export * from './rmp/placement.js';
 export * from './rmp/table.js';
+export * from './vmsa-layout.js';

@@ -49,8 +49,12 @@ export {
 export {
   AccessKind,
   createSnpSystem,
+  EFER_SVME,
   type GuestContext,
   loadProfile,
   type PlatformProfile,
   type SnpSystem,
+  VMSA_SIZE,
+  VmcbSeg,
+  VmsaOffset,
 } from '../../psp-firmware/index.js';

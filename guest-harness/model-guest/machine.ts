@@ -43,9 +43,12 @@ import {
   snpLaunchStart,
   termRequest,
   type Vcpu,
+  VMSA_SIZE,
   type Vm,
+  VmcbSeg,
+  VmsaOffset,
 } from './host-api.js';
-import { buildVmsa, readField, STUB_MARKER_OFFSET, VMSA_SIZE, writeField } from './vmsa.js';
+import { buildVmsa, readField, STUB_MARKER_OFFSET, writeField } from './vmsa.js';
 
 /** Guest RAM of the model VM: one memslot at GPA 0. */
 export const GUEST_RAM_BYTES = 32 * 1024 * 1024;
@@ -786,8 +789,8 @@ export class Machine {
     const view = new DataView(vmsa.buffer);
     const csBase = Number(readField(view, 'cs_base'));
     let rip = Number(readField(view, 'rip'));
-    const dsBase = Number(view.getBigUint64(0x030 + 8, true));
-    const save = () => this.system.platform.memory.write(entry.vmsaPa + 0x178, le64(BigInt(rip)));
+    const dsBase = Number(view.getBigUint64(VmsaOffset.DS + VmcbSeg.BASE, true));
+    const save = () => this.system.platform.memory.write(entry.vmsaPa + VmsaOffset.RIP, le64(BigInt(rip)));
     for (let steps = 0; steps < 4; steps++) {
       const at = csBase + rip;
       if (this.spaOf(at) < 0) break;

@@ -1,54 +1,39 @@
 /**
  * VMSA contents exactly as the guest module writes them (guest-harness/kmod/snpsim_vmsa.c
  * snpsim_page_init / snpsim_page_set / snpsim_page_poke), so the model's AP runs the same bytes a
- * real AP would. Layout: `struct sev_es_save_area` [LX arch/x86/include/asm/svm.h; ap-creation.md A.6].
+ * real AP would. Layout: the platform's `VmsaOffset` / `VmcbSeg` (`struct sev_es_save_area`).
  */
 import type { VmsaField, VmsaTemplate } from '../protocol/index.js';
+import { EFER_SVME, VMSA_SIZE, VmcbSeg, VmsaOffset } from './host-api.js';
 
-export const VMSA_SIZE = 0x1000;
+export { VMSA_SIZE };
 
-/** `struct vmcb_seg`: selector u16 @0, attrib u16 @2, limit u32 @4, base u64 @8. // [LX] svm.h */
-const SEG = { selector: 0, attrib: 2, limit: 4, base: 8 } as const;
-/** Segment offsets. // [LX] struct sev_es_save_area; ap-creation.md A.6 */
-const SEGMENTS = {
-  es: 0x000,
-  cs: 0x010,
-  ss: 0x020,
-  ds: 0x030,
-  fs: 0x040,
-  gs: 0x050,
-  gdtr: 0x060,
-  ldtr: 0x070,
-  idtr: 0x080,
-  tr: 0x090,
-} as const;
-
-/** `vmsa-set` fields: offset and width (snpsim_fields[] in snpsim_vmsa.c). // [LX] struct sev_es_save_area */
+/** `vmsa-set` fields: offset and width (snpsim_fields[] in snpsim_vmsa.c). */
 export const VMSA_FIELD_LAYOUT: Readonly<
   Record<VmsaField, { readonly offset: number; readonly width: 1 | 2 | 4 | 8 }>
 > = Object.freeze({
-  sev_features: { offset: 0x3b0, width: 8 },
-  vmpl: { offset: 0x0ca, width: 1 },
-  cpl: { offset: 0x0cb, width: 1 },
-  efer: { offset: 0x0d0, width: 8 },
-  cr0: { offset: 0x158, width: 8 },
-  cr3: { offset: 0x150, width: 8 },
-  cr4: { offset: 0x148, width: 8 },
-  dr6: { offset: 0x168, width: 8 },
-  dr7: { offset: 0x160, width: 8 },
-  rflags: { offset: 0x170, width: 8 },
-  rip: { offset: 0x178, width: 8 },
-  rsp: { offset: 0x1d8, width: 8 },
-  rax: { offset: 0x1f8, width: 8 },
-  g_pat: { offset: 0x268, width: 8 },
-  xcr0: { offset: 0x3e8, width: 8 },
-  mxcsr: { offset: 0x408, width: 4 },
-  x87_fcw: { offset: 0x410, width: 2 },
-  x87_ftw: { offset: 0x40c, width: 2 },
-  cs_selector: { offset: SEGMENTS.cs + SEG.selector, width: 2 },
-  cs_attrib: { offset: SEGMENTS.cs + SEG.attrib, width: 2 },
-  cs_limit: { offset: SEGMENTS.cs + SEG.limit, width: 4 },
-  cs_base: { offset: SEGMENTS.cs + SEG.base, width: 8 },
+  sev_features: { offset: VmsaOffset.SEV_FEATURES, width: 8 },
+  vmpl: { offset: VmsaOffset.VMPL, width: 1 },
+  cpl: { offset: VmsaOffset.CPL, width: 1 },
+  efer: { offset: VmsaOffset.EFER, width: 8 },
+  cr0: { offset: VmsaOffset.CR0, width: 8 },
+  cr3: { offset: VmsaOffset.CR3, width: 8 },
+  cr4: { offset: VmsaOffset.CR4, width: 8 },
+  dr6: { offset: VmsaOffset.DR6, width: 8 },
+  dr7: { offset: VmsaOffset.DR7, width: 8 },
+  rflags: { offset: VmsaOffset.RFLAGS, width: 8 },
+  rip: { offset: VmsaOffset.RIP, width: 8 },
+  rsp: { offset: VmsaOffset.RSP, width: 8 },
+  rax: { offset: VmsaOffset.RAX, width: 8 },
+  g_pat: { offset: VmsaOffset.G_PAT, width: 8 },
+  xcr0: { offset: VmsaOffset.XCR0, width: 8 },
+  mxcsr: { offset: VmsaOffset.MXCSR, width: 4 },
+  x87_fcw: { offset: VmsaOffset.X87_FCW, width: 2 },
+  x87_ftw: { offset: VmsaOffset.X87_FTW, width: 2 },
+  cs_selector: { offset: VmsaOffset.CS + VmcbSeg.SELECTOR, width: 2 },
+  cs_attrib: { offset: VmsaOffset.CS + VmcbSeg.ATTRIB, width: 2 },
+  cs_limit: { offset: VmsaOffset.CS + VmcbSeg.LIMIT, width: 4 },
+  cs_base: { offset: VmsaOffset.CS + VmcbSeg.BASE, width: 8 },
 });
 
 // AP INIT values. // [LX] arch/x86/coco/sev/core.c AP_INIT_*; snpsim_vmsa.c
@@ -73,8 +58,6 @@ const INIT_DS_ATTRIBS = 0x92;
 const INIT_LDTR_ATTRIBS = 0x82;
 /** P | type 3 (busy TSS). // [LX] INIT_TR_ATTRIBS */
 const INIT_TR_ATTRIBS = 0x83;
-/** EFER.SVME: VMRUN fails without it. // [APM] */
-const EFER_SVME = 1n << 12n;
 /** CR0.NW | CR0.CD. // [LX] processor-flags.h */
 const CR0_NW_CD = (1n << 29n) | (1n << 30n);
 /** CR4.MCE. // [LX] processor-flags.h */
@@ -99,30 +82,30 @@ function seg(
   limit: number,
   base: bigint,
 ): void {
-  view.setUint16(at + SEG.selector, selector, true);
-  view.setUint16(at + SEG.attrib, attrib, true);
-  view.setUint32(at + SEG.limit, limit, true);
-  view.setBigUint64(at + SEG.base, base, true);
+  view.setUint16(at + VmcbSeg.SELECTOR, selector, true);
+  view.setUint16(at + VmcbSeg.ATTRIB, attrib, true);
+  view.setUint32(at + VmcbSeg.LIMIT, limit, true);
+  view.setBigUint64(at + VmcbSeg.BASE, base, true);
 }
 
 /** snpsim_fill_init_state(): the AP INIT state of Linux's or OVMF's VMSA template. */
 function fillInitState(view: DataView, ovmf: boolean, sevStatus: bigint, cpu: CpuControl): void {
-  seg(view, SEGMENTS.cs, 0, INIT_CS_ATTRIBS, AP_INIT_SEG_LIMIT, 0n);
-  for (const s of [SEGMENTS.ds, SEGMENTS.es, SEGMENTS.fs, SEGMENTS.gs, SEGMENTS.ss]) {
+  seg(view, VmsaOffset.CS, 0, INIT_CS_ATTRIBS, AP_INIT_SEG_LIMIT, 0n);
+  for (const s of [VmsaOffset.DS, VmsaOffset.ES, VmsaOffset.FS, VmsaOffset.GS, VmsaOffset.SS]) {
     seg(view, s, 0, INIT_DS_ATTRIBS, AP_INIT_SEG_LIMIT, 0n);
   }
-  for (const s of [SEGMENTS.gdtr, SEGMENTS.ldtr, SEGMENTS.idtr, SEGMENTS.tr]) {
-    view.setUint32(s + SEG.limit, AP_INIT_SEG_LIMIT, true);
+  for (const s of [VmsaOffset.GDTR, VmsaOffset.LDTR, VmsaOffset.IDTR, VmsaOffset.TR]) {
+    view.setUint32(s + VmcbSeg.LIMIT, AP_INIT_SEG_LIMIT, true);
   }
   const put = (field: VmsaField, value: bigint) => writeField(view, field, value);
   if (ovmf) {
     // OVMF's SevSnpCreateSaveArea() sets the TSS type on LDTR a second time instead of on TR:
     // LDTR ends up 0x83 and TR's attributes stay 0 (reproduced by the module on purpose).
-    view.setUint16(SEGMENTS.ldtr + SEG.attrib, INIT_TR_ATTRIBS, true);
+    view.setUint16(VmsaOffset.LDTR + VmcbSeg.ATTRIB, INIT_TR_ATTRIBS, true);
     put('cr0', OVMF_INIT_CR0_DEFAULT | (cpu.cr0 & CR0_NW_CD));
   } else {
-    view.setUint16(SEGMENTS.ldtr + SEG.attrib, INIT_LDTR_ATTRIBS, true);
-    view.setUint16(SEGMENTS.tr + SEG.attrib, INIT_TR_ATTRIBS, true);
+    view.setUint16(VmsaOffset.LDTR + VmcbSeg.ATTRIB, INIT_LDTR_ATTRIBS, true);
+    view.setUint16(VmsaOffset.TR + VmcbSeg.ATTRIB, INIT_TR_ATTRIBS, true);
     put('cr0', AP_INIT_CR0_DEFAULT);
   }
   put('cr4', cpu.cr4 & X86_CR4_MCE);
@@ -165,9 +148,9 @@ export function stubPage(cookie: number): Uint8Array {
 /** snpsim_stub_arm(): points CS:IP and DS at the stub page at `stubPa` (below 4 GiB). */
 function armStub(view: DataView, stubPa: number): void {
   const selector = Math.floor(stubPa / 16) & 0xffff;
-  seg(view, SEGMENTS.cs, selector, INIT_CS_ATTRIBS, AP_INIT_SEG_LIMIT, BigInt(stubPa));
+  seg(view, VmsaOffset.CS, selector, INIT_CS_ATTRIBS, AP_INIT_SEG_LIMIT, BigInt(stubPa));
   writeField(view, 'rip', 0n);
-  seg(view, SEGMENTS.ds, selector, INIT_DS_ATTRIBS, AP_INIT_SEG_LIMIT, BigInt(stubPa));
+  seg(view, VmsaOffset.DS, selector, INIT_DS_ATTRIBS, AP_INIT_SEG_LIMIT, BigInt(stubPa));
 }
 
 /** snpsim_page_init(): a fresh VMSA page from `template`, optionally pointing at the stub. */

@@ -14,7 +14,8 @@
  * otherwise the page's own 4K entry does. Tail entries under a 2 MB entry are "don't care" (§H9).
  */
 import type { Rmp } from '../rmp/table.js';
-import { AccessKind, type MappingSize, PfErr, SevFeature, VC_PAGE_NOT_VALIDATED } from './codes.js';
+import { SevFeature } from '../vmsa-layout.js';
+import { AccessKind, type MappingSize, PfErr, VC_PAGE_NOT_VALIDATED } from './codes.js';
 import type { GuestContext } from './guest-context.js';
 
 const ASSIGNED_2M = 0x3; // W0_ASSIGNED | W0_PAGESIZE

@@ -1,7 +1,8 @@
 /**
  * Frozen tables of the CPU's RMP-related codes: instruction return codes, fault encodings, access
- * kinds, VMRUN failure exit codes.
+ * kinds, VMRUN failure exit codes. The VMSA layout and SEV_FEATURES bits are in `../vmsa-layout.ts`.
  */
+import { SevFeature } from '../vmsa-layout.js';
 
 /** EAX return codes of RMPUPDATE/PSMASH/RMPREAD/PVALIDATE/RMPADJUST/RMPQUERY. [LX] asm/sev.h; [MS] */
 export const RmpStatus = Object.freeze({
@@ -90,23 +91,6 @@ export const VmexitCode = Object.freeze({
   INVALID_PMC: -4,
 } as const);
 
-/** SEV_FEATURES bits (VMSA 0x3B0) used by the CPU checks. [LX] asm/svm.h SVM_SEV_FEAT_*; ap-creation.md §A.5 */
-export const SevFeature = Object.freeze({
-  SNP_ACTIVE: 1n << 0n,
-  VTOM: 1n << 1n,
-  REFLECT_VC: 1n << 2n,
-  RESTRICTED_INJECTION: 1n << 3n,
-  ALTERNATE_INJECTION: 1n << 4n,
-  DEBUG_SWAP: 1n << 5n,
-  PREVENT_HOST_IBS: 1n << 6n,
-  BTB_ISOLATION: 1n << 7n,
-  VMPL_SSS: 1n << 8n,
-  SECURE_TSC: 1n << 9n,
-  VMGEXIT_PARAMETER: 1n << 10n,
-  /** PmcVirtualization: SEV_FEATURES[11] [APM Table B-4, via K. Phillips' ALLOWED_SEV_FEATURES series]. */
-  PMC_VIRTUALIZATION: 1n << 11n,
-  SECURE_AVIC: 1n << 16n,
-} as const);
 /**
  * SEV_FEATURES that need an explicit opt-in through an enabled ALLOWED_SEV_FEATURES mask: "not
  * available" when the mask is not enabled [APM 15.36.20 / Table B-4, quoted by S. Christopherson and
@@ -114,14 +98,5 @@ export const SevFeature = Object.freeze({
  */
 export const SEV_FEATURES_OPT_IN = SevFeature.PMC_VIRTUALIZATION | SevFeature.SECURE_AVIC;
 
-/** VMSA / VMCB offsets the VMRUN checks read. [LX] struct sev_es_save_area, struct vmcb_control_area */
-export const VmsaOffset = Object.freeze({
-  /** u64 EFER; bit 12 SVME. */
-  EFER: 0x0d0,
-  /** u64 SEV_FEATURES. */
-  SEV_FEATURES: 0x3b0,
-} as const);
-/** EFER.SVME. [APM] EFER bit 12 */
-export const EFER_SVME = 1n << 12n;
 /** ALLOWED_SEV_FEATURES (VMCB 0x138) bit 63: the mask is enabled. [LX] VMCB_ALLOWED_SEV_FEATURES_VALID */
 export const ALLOWED_SEV_FEATURES_ENABLE = 1n << 63n;

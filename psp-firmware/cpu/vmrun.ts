@@ -14,16 +14,14 @@ import {
   W1_VALIDATED,
   W1_VMSA,
 } from '../rmp/layout.js';
+import { EFER_SVME, SEV_FEATURES_INT_INJ_MODES, SevFeature, VmsaOffset } from '../vmsa-layout.js';
 import { hostAccessCheck } from './access.js';
 import {
   AccessKind,
   ALLOWED_SEV_FEATURES_ENABLE,
-  EFER_SVME,
   MappingSize,
   SEV_FEATURES_OPT_IN,
-  SevFeature,
   VmexitCode,
-  VmsaOffset,
 } from './codes.js';
 import { gfnModulusOf } from './host-instructions.js';
 import type { Machine } from './machine.js';
@@ -130,8 +128,7 @@ export function vmrun(m: Machine, req: VmrunRequest, snpEnabled: boolean): Vmrun
     return invalid(VmrunFailure.SNP_NOT_ENABLED, 'SNP-active VMSA while SYSCFG.SNP_EN = 0');
   if ((efer & EFER_SVME) === 0n)
     return invalid(VmrunFailure.EFER_SVME_CLEAR, `VMSA EFER ${hex(efer)} has SVME clear`);
-  const injModes = SevFeature.RESTRICTED_INJECTION | SevFeature.ALTERNATE_INJECTION;
-  if ((sevFeatures & injModes) === injModes) {
+  if ((sevFeatures & SEV_FEATURES_INT_INJ_MODES) === SEV_FEATURES_INT_INJ_MODES) {
     return invalid(VmrunFailure.INJECTION_MODES_BOTH, 'RestrictedInjection and AlternateInjection both set');
   }
   if ((sevFeatures & SevFeature.ALTERNATE_INJECTION) !== 0n && req.avicEnabled === true) {

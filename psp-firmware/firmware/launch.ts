@@ -15,7 +15,8 @@ import {
 import { type PageInfoPerms, SnpPageType } from '../measure/page-info.js';
 import { PAGE_SIZE, PAGE_SIZE_2M, PAGES_PER_2M } from '../rmp/layout.js';
 import { PageState } from '../rmp/page-state.js';
-import { decodeLaunchFinish, decodeLaunchStart, decodeLaunchUpdate, putU64 } from './buffers.js';
+import { SevFeature, VmsaOffset } from '../vmsa-layout.js';
+import { decodeLaunchFinish, decodeLaunchStart, decodeLaunchUpdate, putU64, u64 } from './buffers.js';
 import {
   ADDR_RESERVED_MASK,
   describe,
@@ -46,13 +47,6 @@ export const SnpPolicy = Object.freeze({
   DEBUG: 1n << 19n,
   SINGLE_SOCKET: 1n << 20n,
 } as const);
-
-/** VMSA offsets the firmware touches [LX struct sev_es_save_area; FW sev_es.h]. */
-const VMSA_GUEST_TSC_SCALE = 0x2f0;
-const VMSA_GUEST_TSC_OFFSET = 0x2f8;
-const VMSA_SEV_FEATURES = 0x3b0;
-/** SEV_FEATURES bit 9, SecureTSC (firmware-rmp.md §E.5). */
-const SEV_FEATURES_SECURE_TSC = 1 << 9;
 
 /** GUEST_TSC_SCALE as an 8.32 fixed-point ratio desired / reference [FW calc_tsc_scale]. */
 export function calcTscScale(desiredKhz: number, refKhz: number): bigint {
@@ -225,13 +219,10 @@ export function snpLaunchUpdate(fw: FirmwareCore, b: Uint8Array): number {
     const measured = t === SnpPageType.NORMAL || t === SnpPageType.VMSA ? page : null;
     extendDigest(fw, ctx.measurement, t, measured, entry.gpa + k * PAGE_SIZE, perms);
     if (u.imiPage) extendDigest(fw, ctx.imd, t, measured, entry.gpa + k * PAGE_SIZE, perms);
-    if (
-      t === SnpPageType.VMSA &&
-      (page[VMSA_SEV_FEATURES]! | (page[VMSA_SEV_FEATURES + 1]! << 8)) & SEV_FEATURES_SECURE_TSC
-    ) {
+    if (t === SnpPageType.VMSA && (u64(page, VmsaOffset.SEV_FEATURES) & SevFeature.SECURE_TSC) !== 0n) {
       out = page;
-      putU64(out, VMSA_GUEST_TSC_SCALE, calcTscScale(ctx.desiredTscKhz, fw.profile.refClkKhz));
-      putU64(out, VMSA_GUEST_TSC_OFFSET, 0n);
+      putU64(out, VmsaOffset.GUEST_TSC_SCALE, calcTscScale(ctx.desiredTscKhz, fw.profile.refClkKhz));
+      putU64(out, VmsaOffset.GUEST_TSC_OFFSET, 0n);
     }
     if (out !== null) writeMemory(fw, spa, out);
   }

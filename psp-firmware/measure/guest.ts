@@ -13,6 +13,8 @@
  * The SVSM flavour (`--mode snp:svsm`) measures OVMF, then the SVSM image just below OVMF's vars,
  * the SVSM's own metadata sections, and the SVSM VMSA for every vCPU.
  */
+
+import { SevFeature } from '../vmsa-layout.js';
 import { FOUR_GIB, type OvmfImage, SevMetadataSectionType, sectionTypeName } from './ovmf.js';
 import { LaunchDigest, LD_SIZE, type MeasureStep, PAGE_SIZE, SnpPageType, VMSA_GPA } from './page-info.js';
 import { fail, hex, type MeasureError, MeasureErrorCode, type MeasureResult, ok } from './result.js';
@@ -21,8 +23,6 @@ import { BSP_EIP, buildSvsmVmsa, buildVmsa, VmmType } from './vmsa.js';
 
 /** KVM_MAX_VCPUS with CONFIG_MAXSMP [LX arch/x86/include/asm/kvm_host.h]. */
 export const MAX_VCPUS = 4096;
-/** SEV_FEATURES bit 0, SNPActive: set in every SNP VMSA [APM Table 15-34; firmware-rmp.md §E.5]. */
-const SEV_FEATURE_SNP_ACTIVE = 1n;
 
 export interface SnpLaunchParams {
   readonly ovmf: OvmfImage;
@@ -233,7 +233,7 @@ export function snpLaunchDigest(p: SnpLaunchParams): MeasureResult<LaunchMeasure
   if (!vc.ok) return vc;
   if (p.guestFeatures < 0n || p.guestFeatures > 0xffffffffffffffffn)
     return invalid(`guest features ${hex(p.guestFeatures)} are not a u64`);
-  if ((p.guestFeatures & SEV_FEATURE_SNP_ACTIVE) === 0n) {
+  if ((p.guestFeatures & SevFeature.SNP_ACTIVE) === 0n) {
     return invalid(`guest features ${hex(p.guestFeatures)} lack bit 0 (SNPActive), which every SNP VMSA has`);
   }
   if (!Object.values(VmmType).includes(p.vmmType)) return invalid(`unknown VMM type '${String(p.vmmType)}'`);

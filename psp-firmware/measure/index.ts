@@ -62,9 +62,6 @@ export {
   buildSvsmVmsa,
   buildVmsa,
   EC2_LEGACY_RDX,
-  SevEsSaveArea,
-  VMSA_SIZE,
-  VmcbSeg,
   VmmType,
   type VmsaParams,
 } from './vmsa.js';

@@ -12,8 +12,8 @@
  * (node:crypto returns each digest as a 48-character latin1 string, copied in place).
  */
 import { hash } from 'node:crypto';
+import { VmsaOffset } from '../vmsa-layout.js';
 import { hex, type MeasureError, MeasureErrorCode, measureError } from './result.js';
-import { SevEsSaveArea } from './vmsa.js';
 
 /** SNP_LAUNCH_UPDATE page types [LX include/linux/psp-sev.h `SNP_PAGE_TYPE_*`; FW]. 0 and 7 are reserved. */
 export const SnpPageType = Object.freeze({
@@ -334,7 +334,7 @@ export class LaunchDigest {
     this.#vmsaScratch ??= Buffer.alloc(PAGE_SIZE);
     const scratch = this.#vmsaScratch;
     scratch.set(vmsa);
-    scratch.fill(0, SevEsSaveArea.GUEST_TSC_SCALE, SevEsSaveArea.GUEST_TSC_OFFSET + 8);
+    scratch.fill(0, VmsaOffset.GUEST_TSC_SCALE, VmsaOffset.GUEST_TSC_OFFSET + 8);
     return scratch;
   }
 

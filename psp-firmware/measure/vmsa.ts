@@ -2,46 +2,10 @@
  * The initial VMSA page a VMM hands to SNP_LAUNCH_UPDATE (page type VMSA), byte-exact with what
  * QEMU/KVM, AWS EC2, Google GCE and COCONUT-SVSM's QEMU set up at reset, as reproduced by
  * virtee/sev-snp-measure `vmsa.py` (commit 8f2b337e) and `shared/vectors/measure-small.md` V1–V10.
- * Offsets are those of Linux `struct sev_es_save_area` [LX arch/x86/include/asm/svm.h], confirmed
- * by the firmware's `sev_es.h` [FW]; every byte not listed stays zero.
+ * Offsets are `VmsaOffset` (Linux `struct sev_es_save_area`, `../vmsa-layout.ts`); every byte not
+ * listed stays zero.
  */
-
-/** A VMSA is one 4 KiB page [APM 15.35.2]. */
-export const VMSA_SIZE = 0x1000;
-
-/** Offsets in `struct sev_es_save_area` of the fields a launch VMSA sets [LX svm.h; FW sev_es.h]. */
-export const SevEsSaveArea = Object.freeze({
-  ES: 0x000,
-  CS: 0x010,
-  SS: 0x020,
-  DS: 0x030,
-  FS: 0x040,
-  GS: 0x050,
-  GDTR: 0x060,
-  LDTR: 0x070,
-  IDTR: 0x080,
-  TR: 0x090,
-  EFER: 0x0d0,
-  CR4: 0x148,
-  CR0: 0x158,
-  DR7: 0x160,
-  DR6: 0x168,
-  RFLAGS: 0x170,
-  RIP: 0x178,
-  G_PAT: 0x268,
-  /** Linux `reserved_0x2f0`; the firmware names it GUEST_TSC_SCALE and measures it as 0 [FW sev_es.h]. */
-  GUEST_TSC_SCALE: 0x2f0,
-  /** Firmware GUEST_TSC_OFFSET, measured as 0 [FW sev_es.h]. */
-  GUEST_TSC_OFFSET: 0x2f8,
-  RDX: 0x310,
-  SEV_FEATURES: 0x3b0,
-  XCR0: 0x3e8,
-  MXCSR: 0x408,
-  X87_FCW: 0x410,
-} as const);
-
-/** Layout of `struct vmcb_seg` (16 bytes): u16 selector, u16 attrib, u32 limit, u64 base [LX svm.h]. */
-export const VmcbSeg = Object.freeze({ SELECTOR: 0, ATTRIB: 2, LIMIT: 4, BASE: 8 } as const);
+import { EFER_SVME, SevFeature, VMSA_SIZE, VmcbSeg, VmsaOffset } from '../vmsa-layout.js';
 
 /** Reset EIP of the BSP: the x86 reset vector [APM vol 2 §14.1.5]. */
 export const BSP_EIP = 0xfffffff0;
@@ -144,8 +108,8 @@ function writeSeg(
 
 /** Writes the fields QEMU, EC2 and GCE share and that no flavour varies. */
 function writeCommon(page: Buffer): void {
-  const o = SevEsSaveArea;
-  page.writeBigUInt64LE(0x1000n, o.EFER); // EFER.SVME (KVM)
+  const o = VmsaOffset;
+  page.writeBigUInt64LE(EFER_SVME, o.EFER); // KVM sets EFER.SVME
   page.writeBigUInt64LE(0x40n, o.CR4); // CR4.MCE (KVM)
   page.writeBigUInt64LE(0x400n, o.DR7);
   page.writeBigUInt64LE(0xffff0ff0n, o.DR6);
@@ -164,7 +128,7 @@ export function buildVmsa(params: VmsaParams): Buffer {
   checkU64('sevFeatures', sevFeatures);
   const f = FLAVOURS[vmmType];
   if (f === undefined) throw new RangeError(`unknown VMM type '${String(vmmType)}'`);
-  const o = SevEsSaveArea;
+  const o = VmsaOffset;
   const page = Buffer.alloc(VMSA_SIZE);
   writeSeg(page, o.ES, 0, 0x93, 0xffff, 0);
   writeSeg(
@@ -208,7 +172,7 @@ export function buildVmsa(params: VmsaParams): Buffer {
 export function buildSvsmVmsa(params: { readonly eip: number; readonly vcpuSignature: number }): Buffer {
   checkU32('eip', params.eip);
   checkU32('vcpuSignature', params.vcpuSignature);
-  const o = SevEsSaveArea;
+  const o = VmsaOffset;
   const page = Buffer.alloc(VMSA_SIZE);
   for (const seg of [o.ES, o.SS, o.DS, o.FS]) writeSeg(page, seg, 16, 0xc93, 0xffffffff, 0);
   writeSeg(page, o.CS, 8, 0xc9b, 0xffffffff, 0);
@@ -222,7 +186,7 @@ export function buildSvsmVmsa(params: { readonly eip: number; readonly vcpuSigna
   page.writeBigUInt64LE(BigInt(params.eip), o.RIP);
   page.writeBigUInt64LE(PAT_RESET, o.G_PAT);
   page.writeBigUInt64LE(BigInt(params.vcpuSignature), o.RDX);
-  page.writeBigUInt64LE(0x1n, o.SEV_FEATURES); // SNPActive only (VMSA_SVSM ignores guest features)
+  page.writeBigUInt64LE(SevFeature.SNP_ACTIVE, o.SEV_FEATURES); // SNPActive only (VMSA_SVSM ignores guest features)
   page.writeUInt32LE(0x1f80, o.MXCSR);
   return page;
 }

@@ -22,7 +22,6 @@ import {
   OVMF_TABLE_FOOTER_GUID,
   type OvmfImage,
   parseOvmf,
-  SevEsSaveArea,
   type SevMetadataSectionType,
   type SnpLaunchParams,
   SnpPageType,
@@ -33,6 +32,7 @@ import {
   svsmLaunchDigest,
   VMSA_GPA,
   VmmType,
+  VmsaOffset,
 } from '../../psp-firmware/index.js';
 
 const FIXTURES = new URL('../../../test/fixtures/ovmf/', import.meta.url);
@@ -306,7 +306,7 @@ test('trace: one step per page, ending at the launch digest; onVmsa sees the BSP
   assert.equal(m.trace?.at(-1)?.digest, m.digest.toString('hex'));
   assert.equal(m.trace?.[0]?.gpa, 0xfffff000);
   assert.deepEqual(
-    pages.map(([vcpu, page]) => [vcpu, page.readBigUInt64LE(SevEsSaveArea.RIP)]),
+    pages.map(([vcpu, page]) => [vcpu, page.readBigUInt64LE(VmsaOffset.RIP)]),
     [
       [0, 0xfff0n],
       [1, 0xb004n],

@@ -15,9 +15,9 @@ import {
   PageInfoOffset,
   PageInfoVmplOrder,
   RMP_GPA_MAX,
-  SevEsSaveArea,
   SnpPageType,
   VMSA_GPA,
+  VmsaOffset,
 } from '../../psp-firmware/index.js';
 
 const PAGE = 0x1000;
@@ -241,7 +241,7 @@ test('IMI_PAGE is bit 0 of byte 0x63', () => {
 test('VMSA pages: CONTENTS hashes the page with GUEST_TSC_SCALE (0x2F0) and GUEST_TSC_OFFSET (0x2F8) as 0', () => {
   const vmsa = Uint8Array.from({ length: PAGE }, (_, i) => (i * 7) & 0xff);
   const withTsc = Uint8Array.from(vmsa);
-  withTsc.fill(0x5a, SevEsSaveArea.GUEST_TSC_SCALE, SevEsSaveArea.GUEST_TSC_OFFSET + 8);
+  withTsc.fill(0x5a, VmsaOffset.GUEST_TSC_SCALE, VmsaOffset.GUEST_TSC_OFFSET + 8);
   const zeroed = Uint8Array.from(vmsa);
   zeroed.fill(0, 0x2f0, 0x300);
   const expected = createHash('sha384')

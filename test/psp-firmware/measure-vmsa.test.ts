@@ -13,11 +13,11 @@ import {
   cpuSignature,
   LaunchDigest,
   MeasureErrorCode,
-  SevEsSaveArea,
   SnpPageType,
   VCPU_SIGNATURES,
   VMSA_GPA,
   VmmType,
+  VmsaOffset,
   vcpuSignatureOf,
 } from '../../psp-firmware/index.js';
 
@@ -62,9 +62,9 @@ test('V2: QEMU BSP, EPYC-v4, features 0x21 — every non-zero byte, at the sev_e
   const page = buildVmsa({ eip: BSP_EIP, vcpuSignature: EPYC_V4, sevFeatures: 0x21n, vmmType: VmmType.QEMU });
   assert.equal(page.length, 4096);
   assert.deepEqual(nonZero(page), V2_BYTES);
-  assert.equal(page.readBigUInt64LE(SevEsSaveArea.SEV_FEATURES), 0x21n);
-  assert.equal(page.readBigUInt64LE(SevEsSaveArea.RDX), BigInt(EPYC_V4));
-  assert.equal(page.readBigUInt64LE(SevEsSaveArea.G_PAT), 0x0007040600070406n);
+  assert.equal(page.readBigUInt64LE(VmsaOffset.SEV_FEATURES), 0x21n);
+  assert.equal(page.readBigUInt64LE(VmsaOffset.RDX), BigInt(EPYC_V4));
+  assert.equal(page.readBigUInt64LE(VmsaOffset.G_PAT), 0x0007040600070406n);
 });
 
 test('V3/V5/V8: the AP, EC2 and GCE differences from V2, byte for byte', () => {
@@ -158,7 +158,7 @@ test('EC2 ignores the vCPU signature and GCE too (RDX is fixed); QEMU puts it in
     fc.property(fc.nat(0xffffffff), (sig) => {
       const at = (vmmType: VmmType) =>
         buildVmsa({ eip: BSP_EIP, vcpuSignature: sig, sevFeatures: 1n, vmmType }).readBigUInt64LE(
-          SevEsSaveArea.RDX,
+          VmsaOffset.RDX,
         );
       return at(VmmType.EC2) === 0x600n && at(VmmType.GCE) === 0x600n && at(VmmType.QEMU) === BigInt(sig);
     }),
@@ -170,20 +170,20 @@ test('SVSM VMSA: flat 32-bit segments, CR0 0x11, full RIP, SEV_FEATURES 0x1, MXC
   const eip = 0xffbc0100;
   const page = buildSvsmVmsa({ eip, vcpuSignature: EPYC_V4 });
   const seg = (at: number) => [page.readUInt16LE(at), page.readUInt16LE(at + 2), page.readUInt32LE(at + 4)];
-  for (const s of [SevEsSaveArea.ES, SevEsSaveArea.SS, SevEsSaveArea.DS, SevEsSaveArea.FS]) {
+  for (const s of [VmsaOffset.ES, VmsaOffset.SS, VmsaOffset.DS, VmsaOffset.FS]) {
     assert.deepEqual(seg(s), [16, 0xc93, 0xffffffff]);
   }
-  assert.deepEqual(seg(SevEsSaveArea.CS), [8, 0xc9b, 0xffffffff]);
-  assert.deepEqual(seg(SevEsSaveArea.GS), [0, 0x93, 0xffff]);
-  assert.deepEqual(seg(SevEsSaveArea.TR), [0, 0x8b, 0xffff]);
-  assert.equal(page.readBigUInt64LE(SevEsSaveArea.CS + 8), 0n);
-  assert.equal(page.readBigUInt64LE(SevEsSaveArea.CR0), 0x11n);
-  assert.equal(page.readBigUInt64LE(SevEsSaveArea.RIP), BigInt(eip));
-  assert.equal(page.readBigUInt64LE(SevEsSaveArea.RDX), BigInt(EPYC_V4));
-  assert.equal(page.readBigUInt64LE(SevEsSaveArea.SEV_FEATURES), 1n);
-  assert.equal(page.readUInt32LE(SevEsSaveArea.MXCSR), 0x1f80);
-  assert.equal(page.readUInt16LE(SevEsSaveArea.X87_FCW), 0);
-  assert.equal(page.readBigUInt64LE(SevEsSaveArea.EFER), 0x1000n);
+  assert.deepEqual(seg(VmsaOffset.CS), [8, 0xc9b, 0xffffffff]);
+  assert.deepEqual(seg(VmsaOffset.GS), [0, 0x93, 0xffff]);
+  assert.deepEqual(seg(VmsaOffset.TR), [0, 0x8b, 0xffff]);
+  assert.equal(page.readBigUInt64LE(VmsaOffset.CS + 8), 0n);
+  assert.equal(page.readBigUInt64LE(VmsaOffset.CR0), 0x11n);
+  assert.equal(page.readBigUInt64LE(VmsaOffset.RIP), BigInt(eip));
+  assert.equal(page.readBigUInt64LE(VmsaOffset.RDX), BigInt(EPYC_V4));
+  assert.equal(page.readBigUInt64LE(VmsaOffset.SEV_FEATURES), 1n);
+  assert.equal(page.readUInt32LE(VmsaOffset.MXCSR), 0x1f80);
+  assert.equal(page.readUInt16LE(VmsaOffset.X87_FCW), 0);
+  assert.equal(page.readBigUInt64LE(VmsaOffset.EFER), 0x1000n);
 });
 
 test('buildVmsa refuses out-of-range arguments as programming errors', () => {
