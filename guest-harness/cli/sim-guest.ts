@@ -97,6 +97,11 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
       ? parseAgentCommand('--agent-command', values['agent-command'])
       : [DEFAULT_AGENT_PATH];
   const agentCommandText = agentCommand.join(' ');
+  // What the connect line passes: quoted for the shell when it has arguments (every word is plain).
+  const agentFlag =
+    agentCommandText === DEFAULT_AGENT_PATH
+      ? ''
+      : ` --agent-command ${agentCommand.length > 1 ? `'${agentCommandText}'` : agentCommandText}`;
   const backendName = values.backend ?? DEFAULT_SIM_BACKEND;
   const factory = simBackends[backendName];
   if (factory === undefined)
@@ -140,8 +145,7 @@ async function run(argv: readonly string[], io: CliIo): Promise<number> {
       `  clients    ${authorized.keys.length} key(s) from ${keyFiles.join(', ')}; any user name`,
       `  agent      ${server.command}`,
       'connect with:',
-      `  snpsim run scenarios/ --target ssh://${user}@${hostPart}:${server.port} --host-key ${hostKey.fingerprint}` +
-        `${agentCommandText !== DEFAULT_AGENT_PATH ? ` --agent-command ${agentCommand.length > 1 ? `'${agentCommandText}'` : agentCommandText}` : ''}`,
+      `  snpsim run scenarios/ --target ssh://${user}@${hostPart}:${server.port} --host-key ${hostKey.fingerprint}${agentFlag}`,
       `  or trust it in known_hosts: ssh-keyscan -p ${server.port} ${server.host} >> ~/.ssh/known_hosts`,
       'stop with Ctrl-C',
       '',

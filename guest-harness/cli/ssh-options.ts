@@ -73,7 +73,7 @@ function usage(message: string): SnpsimError {
 }
 
 /** A non-negative integer of milliseconds, or undefined when the option is absent. */
-export function millis(flag: string, text: string | undefined, allowZero = false): number | undefined {
+function millis(flag: string, text: string | undefined, allowZero = false): number | undefined {
   if (text === undefined) return undefined;
   if (!/^(?:0|[1-9][0-9]{0,8})$/.test(text) || (!allowZero && text === '0'))
     throw usage(
