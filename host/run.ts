@@ -278,6 +278,7 @@ function* vcpuEnterGuest(vcpu: Vcpu, guest: GuestCode, events: RunEvent[]): Step
     asid: vm.asid,
     vmsaPa: Number(vcpu.vmcbVmsaPa),
     vmsaGpa: vcpu.vmsaGpa,
+    allowedSevFeatures: vm.allowedSevFeatures,
   });
   vcpu.lastVmentryCpu = vcpu.index;
   if (res.kind !== 'entered') {

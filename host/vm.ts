@@ -4,6 +4,7 @@
  * NMIs, the PV kick).
  */
 import {
+  ALLOWED_SEV_FEATURES_ENABLE,
   type GuestContext,
   MappingSize,
   type Platform,
@@ -46,6 +47,12 @@ export class Vm {
   readonly asid: number;
   /** `sev->vmsa_features` (KVM_SEV_INIT2.vmsa_features, SNPActive forced for SNP VMs). */
   readonly vmsaFeatures: bigint;
+  /**
+   * VMCB 0x138 ALLOWED_SEV_FEATURES of every vCPU: `sev_es_init_vmcb` programs `vmsa_features |
+   * VMCB_ALLOWED_SEV_FEATURES_VALID` (bit 63) when the CPU has X86_FEATURE_ALLOWED_SEV_FEATURES
+   * (`profile.allowedSevFeatures`), else leaves it 0 [LX] arch/x86/kvm/svm/sev.c (K. Phillips' series).
+   */
+  readonly allowedSevFeatures: bigint;
   /** `sev->ghcb_version` (2 by default for KVM_SEV_INIT2 VMs). */
   readonly ghcbVersion: bigint;
   /** Guest MAXPHYADDR for page_address_valid (C-bit excluded). */
@@ -78,6 +85,9 @@ export class Vm {
     this.isSnp = init.isSnp;
     this.asid = init.asid;
     this.vmsaFeatures = init.vmsaFeatures;
+    this.allowedSevFeatures = this.platform.profile.allowedSevFeatures
+      ? init.vmsaFeatures | ALLOWED_SEV_FEATURES_ENABLE
+      : 0n;
     this.ghcbVersion = init.ghcbVersion;
     this.guestMaxPhyAddr = init.guestMaxPhyAddr;
   }

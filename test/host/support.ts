@@ -30,6 +30,7 @@ import {
   createSnpSystem,
   type Firmware,
   type Platform,
+  type PlatformProfile,
   VmmType,
 } from '../../psp-firmware/index.js';
 
@@ -64,9 +65,19 @@ export function policyOf(name: string): HostPolicy {
  */
 export function makeSystem(
   policy: HostPolicy | string = 'linux-6.11',
-  options: { readonly vcpus?: number; readonly launch?: boolean; readonly vmsaFeatures?: bigint } = {},
+  options: {
+    readonly vcpus?: number;
+    readonly launch?: boolean;
+    readonly vmsaFeatures?: bigint;
+    /** Platform profile (default genoa). */
+    readonly profile?: PlatformProfile;
+  } = {},
 ): TestSystem {
-  const { platform, firmware } = createSnpSystem({ memoryBytes: 64 * MiB, init: true });
+  const { platform, firmware } = createSnpSystem({
+    memoryBytes: 64 * MiB,
+    init: true,
+    ...(options.profile === undefined ? {} : { profile: options.profile }),
+  });
   const kvm = new Kvm({ platform, firmware });
   const created = kvm.createVm({
     policy: typeof policy === 'string' ? policyOf(policy) : policy,
