@@ -4,6 +4,7 @@
  * `--policy` / `--profile`, so the target agrees with the reference unless told otherwise.
  */
 import { SnpsimError, SnpsimErrorCode } from '../errors.js';
+import { parseSshTargetUrl } from '../targets/index.js';
 
 export type TargetSpec =
   | {
@@ -25,11 +26,6 @@ function usage(message: string): SnpsimError {
   return new SnpsimError(SnpsimErrorCode.USAGE, message);
 }
 
-const USER_RE = /^[A-Za-z0-9._][A-Za-z0-9._-]{0,31}$/;
-const HOST_RE =
-  /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const IPV4_RE = /^(?:\d{1,3}\.){3}\d{1,3}$/;
-
 export function parseTargetSpec(text: string): TargetSpec {
   const forms = 'model[:POLICY[:PROFILE]], sim[:POLICY[:PROFILE]], ssh://user@host[:port] or fixture:FILE';
   if (text.startsWith('fixture:')) {
@@ -38,16 +34,8 @@ export function parseTargetSpec(text: string): TargetSpec {
     return { kind: 'fixture', text, file };
   }
   if (text.startsWith('ssh://')) {
-    const m = /^ssh:\/\/([^@/]+)@(\[[0-9A-Fa-f:.]+\]|[^:/@[\]]+)(?::(\d{1,5}))?\/?$/.exec(text);
-    if (!m) throw usage(`--target ${text}: expected ssh://user@host[:port]`);
-    const [, user = '', rawHost = '', portText] = m;
-    const host = rawHost.startsWith('[') ? rawHost.slice(1, -1) : rawHost;
-    if (!USER_RE.test(user)) throw usage(`--target ${text}: '${user}' is not a valid user name`);
-    if (!rawHost.startsWith('[') && !HOST_RE.test(host) && !IPV4_RE.test(host)) {
-      throw usage(`--target ${text}: '${host}' is not a valid host name or address`);
-    }
-    const port = portText === undefined ? 22 : Number(portText);
-    if (port < 1 || port > 65535) throw usage(`--target ${text}: port ${portText} is not in 1..65535`);
+    // One URL grammar for every command (guest install/doctor use the same parser).
+    const { user, host, port } = parseSshTargetUrl(text);
     return { kind: 'ssh', text, user, host, port };
   }
   const [kind, policy, profile, ...rest] = text.split(':');
