@@ -126,7 +126,10 @@ test('exit 2: usage and input errors (flags, targets, policies, profiles, expect
       ['--target', 'telnet://x'],
       /SNPSIM_USAGE: --target telnet:\/\/x: unknown target; expected model\[:POLICY\[:PROFILE\]\]/,
     ],
-    [['--target', 'ssh://root@host:99999'], /target "ssh:\/\/root@host:99999": port "99999" is not 1\.\.65535/],
+    [
+      ['--target', 'ssh://root@host:99999'],
+      /target "ssh:\/\/root@host:99999": port "99999" is not 1\.\.65535/,
+    ],
     [['--target', 'ssh://1user@host'], /user "1user" is not a plain user name/],
     [
       ['--target', 'model', '--policy', 'linux-6.12'],
