@@ -6,6 +6,7 @@ export {
   snpApCreation,
   updateProtectedGuestState,
 } from './ap-creation.js';
+export type { VmDestroyResult } from './destroy.js';
 export * from './ghcb/layout.js';
 export * from './ghcb/msr-protocol.js';
 export {

@@ -1,8 +1,10 @@
 /**
- * The KVM module on one platform: host page allocation, SEV ASIDs and VM creation
- * (KVM_CREATE_VM(KVM_X86_SNP_VM) + KVM_SEV_INIT2) [LX] arch/x86/kvm/svm/sev.c __sev_guest_init.
+ * The KVM module on one platform: host page allocation, SEV ASIDs, VM creation
+ * (KVM_CREATE_VM(KVM_X86_SNP_VM) + KVM_SEV_INIT2) and destruction [LX] arch/x86/kvm/svm/sev.c
+ * __sev_guest_init, sev_asid_new, sev_asid_free, __sev_recycle_asids, sev_flush_asids.
  */
-import type { Firmware, Platform } from '../psp-firmware/index.js';
+import { type Firmware, type Platform, SevStatus, sevStatusName } from '../psp-firmware/index.js';
+import { destroyVm, type VmDestroyResult } from './destroy.js';
 import { ERRNO, GHCB_VERSION_MAX, PAGE_SIZE } from './kvm-constants.js';
 import { PhysAllocator } from './memory.js';
 import type { HostPolicy } from './policy/knobs.js';
@@ -53,7 +55,10 @@ export class Kvm {
   readonly cbitPosition: number;
   readonly supportedVmsaFeatures: bigint;
   readonly minSevAsid: number;
+  /** `sev_asid_bitmap`: ASIDs bound to a VM or awaiting reclaim. */
   readonly #asids = new Set<number>();
+  /** `sev_reclaim_asid_map`: ASIDs of destroyed VMs, reusable after WBINVD + SNP_DF_FLUSH. */
+  readonly #reclaim = new Set<number>();
 
   constructor(options: KvmOptions) {
     this.platform = options.platform;
@@ -85,9 +90,8 @@ export class Kvm {
     if (!Number.isInteger(maxPhy) || maxPhy < 32 || maxPhy > 52) {
       return fail(ERRNO.EINVAL, `guestMaxPhyAddr must be an integer in 32..52, got ${maxPhy}`);
     }
-    let asid = 1;
-    while (this.#asids.has(asid)) asid++;
-    if (asid >= this.minSevAsid) return fail(ERRNO.EBUSY, 'no free SEV-ES/SNP ASID');
+    const asid = this.#asidNew();
+    if (typeof asid === 'string') return fail(ERRNO.EBUSY, asid);
     const vm = new Vm(this, {
       policy: config.policy,
       isSnp,
@@ -110,5 +114,60 @@ export class Kvm {
     }
     this.#asids.add(asid);
     return { ok: true, vm };
+  }
+
+  /**
+   * The VM's last reference goes (QEMU exits): kvm_destroy_vm, see destroy.ts. The ASID moves to the
+   * reclaim map unless SNP_DECOMMISSION failed (then it is leaked, as Linux leaks it).
+   */
+  destroyVm(vm: Vm): VmDestroyResult {
+    if (vm.kvm !== this) return { ok: false, layer: 'kvm', detail: 'kvm: the VM belongs to another Kvm' };
+    return destroyVm(vm, (asid) => this.#reclaim.add(asid));
+  }
+
+  /** SEV-ES/SNP ASIDs (1 .. min_sev_asid - 1): bound to a VM, and awaiting reclaim. */
+  get sevAsids(): { readonly bound: readonly number[]; readonly reclaim: readonly number[] } {
+    const sorted = (s: Iterable<number>) => [...s].sort((a, b) => a - b);
+    return {
+      bound: sorted([...this.#asids].filter((a) => !this.#reclaim.has(a))),
+      reclaim: sorted(this.#reclaim),
+    };
+  }
+
+  /**
+   * sev_asid_new for an SEV-ES/SNP VM: the lowest ASID in 1 .. min_sev_asid - 1 not in
+   * sev_asid_bitmap; when there is none, __sev_recycle_asids once and retry. Returns the ASID or why
+   * there is none (-EBUSY).
+   */
+  #asidNew(): number | string {
+    const free = () => {
+      for (let asid = 1; asid < this.minSevAsid; asid++) if (!this.#asids.has(asid)) return asid;
+      return undefined;
+    };
+    const asid = free();
+    if (asid !== undefined) return asid;
+    const recycled = this.#recycleAsids();
+    if (recycled !== undefined) return `no free SEV-ES/SNP ASID (${recycled})`;
+    return free() ?? 'no free SEV-ES/SNP ASID';
+  }
+
+  /**
+   * __sev_recycle_asids → sev_flush_asids: with ASIDs to reclaim, WBINVD on all CPUs ("SNP firmware
+   * requires use of WBINVD for ASID recycling") then SNP_DF_FLUSH; on success the reclaimed ASIDs
+   * are free again. Returns why it could not recycle, or undefined.
+   */
+  #recycleAsids(): string | undefined {
+    if (this.#reclaim.size === 0) return 'none awaits reclaim';
+    this.platform.wbinvd();
+    const fw = this.firmware;
+    if (fw !== undefined) {
+      const status = fw.dfFlush();
+      if (status !== SevStatus.SUCCESS) {
+        return `SEV-SNP: DF_FLUSH failed with ${sevStatusName(status)}: ${fw.lastError?.reason ?? ''}`;
+      }
+    }
+    for (const asid of this.#reclaim) this.#asids.delete(asid);
+    this.#reclaim.clear();
+    return undefined;
   }
 }

@@ -111,18 +111,35 @@ function allocFirmwarePage(vm: Vm): number | undefined {
   return page;
 }
 
-/** snp_page_reclaim: SNP_PAGE_RECLAIM then RMPUPDATE to hypervisor-owned (a failure leaks the page). */
-function reclaimPage(vm: Vm, fw: Firmware, spa: number): void {
-  if (fw.pageReclaim(spa) !== SevStatus.SUCCESS) return;
-  vm.platform.rmpupdate(spa, { gpa: 0, assigned: false, pageSize: 0, immutable: false, asid: 0 });
+/**
+ * snp_page_reclaim: SNP_PAGE_RECLAIM then RMPUPDATE to hypervisor-owned. Returns false when the page
+ * stays unusable (a failure leaks it, as Linux does).
+ */
+function reclaimPage(vm: Vm, fw: Firmware, spa: number): boolean {
+  if (fw.pageReclaim(spa) !== SevStatus.SUCCESS) return false;
+  const shared = vm.platform.rmpupdate(spa, {
+    gpa: 0,
+    assigned: false,
+    pageSize: 0,
+    immutable: false,
+    asid: 0,
+  });
+  return shared === 0;
 }
 
-/** snp_decommission_context: SNP_DECOMMISSION, then the context page back to the host. */
-function decommission(vm: Vm, fw: Firmware): void {
-  if (vm.gctxPa === undefined) return;
-  fw.decommission(vm.gctxPa);
-  reclaimPage(vm, fw, vm.gctxPa);
+/**
+ * snp_decommission_context: SNP_DECOMMISSION (which unbinds the ASID), then the context page back to
+ * the host (snp_free_firmware_page: reclaimed, then freed). A failed DECOMMISSION keeps the context
+ * (Linux WARNs and returns the error). Returns the firmware status; SUCCESS when there is no context.
+ */
+export function snpDecommissionContext(vm: Vm, fw: Firmware): number {
+  const gctx = vm.gctxPa;
+  if (gctx === undefined) return SevStatus.SUCCESS;
+  const status = fw.decommission(gctx);
+  if (status !== SevStatus.SUCCESS) return status;
+  if (reclaimPage(vm, fw, gctx)) vm.kvm.alloc.free(gctx);
   vm.gctxPa = undefined;
+  return SevStatus.SUCCESS;
 }
 
 /** KVM_SEV_SNP_LAUNCH_START: policy checks, SNP_GCTX_CREATE, SNP_LAUNCH_START, SNP_ACTIVATE. */
@@ -155,13 +172,13 @@ export function snpLaunchStart(vm: Vm, params: LaunchStartParams): LaunchResult 
   });
   if (started !== SevStatus.SUCCESS) {
     const r = fwFailure(fw, started, 'SNP_LAUNCH_START');
-    decommission(vm, fw);
+    snpDecommissionContext(vm, fw);
     return r;
   }
   const activated = fw.activate(gctx, vm.asid);
   if (activated !== SevStatus.SUCCESS) {
     const r = fwFailure(fw, activated, 'SNP_ACTIVATE');
-    decommission(vm, fw);
+    snpDecommissionContext(vm, fw);
     return r;
   }
   vm.launchState = 'launching';

@@ -66,6 +66,8 @@ export class Vm {
   apJumpTable = 0n;
   /** The outcome that made the VMM stop the VM, if any. */
   stopped: RunOutcome | undefined;
+  /** Set by `Kvm.destroyVm` (kvm_destroy_vm ran): the VM's pages and ASID are given back. */
+  destroyed = false;
   readonly #sharedGfns = new Set<number>();
 
   constructor(
