@@ -33,6 +33,8 @@ export type {
   GuestCode,
   GuestEntry,
   GuestExit,
+  MemoryConversion,
+  MemoryFault,
   RunEvent,
   RunOutcome,
   UpdateApplied,

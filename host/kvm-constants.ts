@@ -47,7 +47,12 @@ export const KVM_EXIT = Object.freeze({
   INTR: 10,
   INTERNAL_ERROR: 17,
   SYSTEM_EVENT: 24,
+  /** KVM_RUN returns -EFAULT with run->memory_fault (guest_memfd VMs, 6.8+). */
+  MEMORY_FAULT: 39,
 } as const);
+
+/** run->memory_fault.flags: the faulting access was private. [LX] KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3) */
+export const KVM_MEMORY_EXIT_FLAG_PRIVATE = 1n << 3n;
 
 /** KVM_SYSTEM_EVENT_SEV_TERM [LX] include/uapi/linux/kvm.h */
 export const KVM_SYSTEM_EVENT_SEV_TERM = 6;

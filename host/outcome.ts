@@ -85,6 +85,26 @@ export type VmgexitResult =
     }
   | { readonly protocol: 'none'; readonly reason: 'ghcb-gpa-not-set' | 'ghcb-not-mappable' };
 
+/** run->memory_fault of KVM_EXIT_MEMORY_FAULT [LX] include/uapi/linux/kvm.h. */
+export interface MemoryFault {
+  /** Page-aligned GPA (fault->gfn << PAGE_SHIFT). */
+  readonly gpa: bigint;
+  /** PAGE_SIZE. */
+  readonly size: bigint;
+  /** KVM_MEMORY_EXIT_FLAG_PRIVATE for a private access, else 0. */
+  readonly flags: bigint;
+}
+
+/**
+ * What the VMM did with a KVM_EXIT_MEMORY_FAULT before its next KVM_RUN: QEMU's kvm_convert_memory
+ * (the range's attribute to the access's, the RMPUPDATE guest_memfd's prepare / invalidate does), or
+ * nothing (a VMM that stops the VM).
+ */
+export interface MemoryConversion {
+  readonly toPrivate: boolean;
+  readonly converted: boolean;
+}
+
 interface Base {
   readonly events: readonly RunEvent[];
   /** The layer that decided the outcome. */
@@ -114,12 +134,15 @@ export type RunOutcome =
       readonly systemEvent?: { readonly type: number; readonly data: readonly bigint[] };
       readonly vmgexit?: VmgexitResult;
     })
-  /** KVM_RUN returned a negative errno. */
+  /** KVM_RUN returned a negative errno (-EFAULT with KVM_EXIT_MEMORY_FAULT: `memoryFault`, `conversion`). */
   | (Base & {
       readonly kind: 'errno';
       readonly errno: number;
       readonly vmgexit?: VmgexitResult;
       readonly internal?: { readonly suberror: number; readonly data: readonly bigint[] };
+      readonly exitReason?: number;
+      readonly memoryFault?: MemoryFault;
+      readonly conversion?: MemoryConversion;
     })
   /** The VMM no longer runs this VM (an earlier outcome stopped it). */
   | (Base & { readonly kind: 'vm-stopped' });

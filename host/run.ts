@@ -6,7 +6,7 @@
  * to userspace. Atomic steps: [requests] → enter guest mode → VMRUN → guest code + #VMEXIT.
  */
 
-import { RmpStatus } from '../psp-firmware/index.js';
+import { PfErr, RmpStatus } from '../psp-firmware/index.js';
 import { applyUpdateDirect } from './ap-creation.js';
 import { unmapGhcb } from './ghcb/map.js';
 import {
@@ -14,6 +14,7 @@ import {
   errnoName,
   KVM_EXIT,
   KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
+  KVM_MEMORY_EXIT_FLAG_PRIVATE,
   KVM_MP_STATE,
   mpStateName,
   PAGE_SIZE,
@@ -29,6 +30,7 @@ import {
   setMpState,
 } from './mp-state.js';
 import type { GuestCode, GuestEntry, GuestExit, RunEvent, RunOutcome } from './outcome.js';
+import { mapGpaRange } from './psc.js';
 import { point, type Steps, waitUntil } from './steps.js';
 import { SVM_EXIT, SVM_EXIT_ERR } from './svm-constants.js';
 import type { Vcpu } from './vcpu.js';
@@ -49,9 +51,6 @@ function kicked(vcpu: Vcpu): boolean {
 
 /** In-kernel loop iterations before the model reports the vCPU as spinning. */
 const MAX_ITERATIONS = 16;
-
-/** #NPF EXITINFO1 bit 31: an RMP fault [LX] PFERR_GUEST_RMP_BIT. */
-const PFERR_RMP = 2 ** 31;
 
 function blocked(vcpu: Vcpu, events: RunEvent[], spinning: boolean): RunOutcome {
   return {
@@ -200,27 +199,44 @@ function* handleExit(vcpu: Vcpu, exit: GuestExit, events: RunEvent[]): Steps<Run
         detail: 'guest shutdown (triple fault); the SEV-ES state cannot be reset',
         vmStopped: true,
       };
-    case 'npf':
-      return resumed(SVM_EXIT.NPF, handleNpf(vcpu, exit.gpa, exit.exitInfo1));
+    case 'npf': {
+      const r = handleNpf(vcpu, exit.gpa, exit.exitInfo1);
+      return typeof r === 'string' ? resumed(SVM_EXIT.NPF, r) : memoryFaultExit(vcpu, r, events);
+    }
     case 'vmgexit':
       return yield* sevHandleVmgexit(vcpu, events);
   }
 }
 
+/** A #NPF KVM cannot resolve: the access's privacy differs from the GPA's memory attribute. */
+interface AttributeMismatch {
+  /** Page-aligned GPA. */
+  readonly gpa: number;
+  /** The access was private (C-bit 1, EXITINFO1 ENC). */
+  readonly isPrivate: boolean;
+}
+
+const hexOf = (v: number) => `0x${v.toString(16)}`;
+
 /**
- * #NPF: for a private GPA whose page is not assigned yet, guest_memfd's prepare makes it private
- * (Guest-Invalid, as kvm_gmem_prepare → rmp_make_private); an RMP fault on a 2 MB RMP entry is
- * PSMASHed (sev_handle_rmp_fault, retrying FAIL_INUSE); any other RMP fault is treated as spurious.
+ * #NPF (npf_interception → kvm_mmu_page_fault, then sev_handle_rmp_fault): for an SNP VM the access is
+ * private when EXITINFO1 has ENC (PFERR_GUEST_ENC → PFERR_PRIVATE_ACCESS). If that differs from the
+ * GPA's memory attribute, kvm_faultin_pfn cannot map it: returned as an AttributeMismatch
+ * (KVM_EXIT_MEMORY_FAULT). Otherwise: a private GPA whose page is not assigned yet is made private by
+ * guest_memfd's prepare (Guest-Invalid, kvm_gmem_prepare → rmp_make_private); an RMP fault on a 2 MB
+ * RMP entry is PSMASHed (sev_handle_rmp_fault, retrying FAIL_INUSE); any other RMP fault is spurious.
+ * Returns what KVM did (the guest resumes) or the mismatch.
  */
-function handleNpf(vcpu: Vcpu, gpa: number, exitInfo1: number): string {
+function handleNpf(vcpu: Vcpu, gpa: number, exitInfo1: number): string | AttributeMismatch {
   const { vm } = vcpu;
   const spa = vm.memory.translate(gpa);
-  if (spa < 0)
-    return `#NPF at GPA 0x${gpa.toString(16)} outside every memslot (MMIO emulation is not modelled)`;
+  if (spa < 0) return `#NPF at GPA ${hexOf(gpa)} outside every memslot (MMIO emulation is not modelled)`;
+  const gpaPage = gpa - (gpa % PAGE_SIZE);
+  const privateAccess = vm.isSnp && Math.floor(exitInfo1 / PfErr.ENC) % 2 === 1;
+  if (privateAccess !== vm.isPrivate(gpa)) return { gpa: gpaPage, isPrivate: privateAccess };
   const page = spa - (spa % PAGE_SIZE);
   const entry = vm.platform.firmwareRead(page / PAGE_SIZE);
   if (vm.isPrivate(gpa) && entry !== undefined && !entry.assigned) {
-    const gpaPage = gpa - (gpa % PAGE_SIZE);
     const status = vm.platform.rmpupdate(page, {
       gpa: gpaPage,
       assigned: true,
@@ -228,9 +244,9 @@ function handleNpf(vcpu: Vcpu, gpa: number, exitInfo1: number): string {
       immutable: false,
       asid: vm.asid,
     });
-    return `#NPF: private GPA 0x${gpaPage.toString(16)} faulted in (RMPUPDATE status ${status})`;
+    return `#NPF: private GPA ${hexOf(gpaPage)} faulted in (RMPUPDATE status ${status})`;
   }
-  if (Math.floor(exitInfo1 / PFERR_RMP) % 2 === 1) {
+  if (Math.floor(exitInfo1 / PfErr.RMP) % 2 === 1) {
     const head = spa - (spa % PMD_SIZE);
     if (vm.platform.firmwareRead(head / PAGE_SIZE)?.pageSize === 1) {
       let status: number = RmpStatus.FAIL_INUSE;
@@ -241,6 +257,44 @@ function handleNpf(vcpu: Vcpu, gpa: number, exitInfo1: number): string {
     return 'RMP #NPF on a 4 KB entry: spurious, guest resumed';
   }
   return '#NPF (not an RMP fault): guest resumed';
+}
+
+/**
+ * KVM_EXIT_MEMORY_FAULT (kvm_mmu_prepare_memory_fault_exit: the faulting page, PAGE_SIZE,
+ * KVM_MEMORY_EXIT_FLAG_PRIVATE for a private access; KVM_RUN returns -EFAULT), and the VMM's answer
+ * before its next KVM_RUN (the `memoryFaultExit` knob): QEMU's kvm_convert_memory makes the page's
+ * attribute the access's, with the RMPUPDATE guest_memfd does (the same conversion as
+ * KVM_HC_MAP_GPA_RANGE, psc.ts), and re-enters, so the guest retries the instruction; a failed
+ * conversion, or a VMM that does not convert, stops the VM.
+ */
+function memoryFaultExit(vcpu: Vcpu, fault: AttributeMismatch, events: RunEvent[]): RunOutcome {
+  const { vm } = vcpu;
+  const memoryFault = {
+    gpa: BigInt(fault.gpa),
+    size: BigInt(PAGE_SIZE),
+    flags: fault.isPrivate ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0n,
+  };
+  const access = fault.isPrivate ? 'private' : 'shared';
+  const what = `#NPF: ${access} access to GPA ${hexOf(fault.gpa)} whose memory attribute is ${fault.isPrivate ? 'shared' : 'private'}: KVM_EXIT_MEMORY_FAULT (-EFAULT)`;
+  const converted =
+    vm.policy.memoryFaultExit === 'convert' && mapGpaRange(vm, fault.gpa / PAGE_SIZE, 1, fault.isPrivate);
+  const vmm =
+    vm.policy.memoryFaultExit !== 'convert'
+      ? 'the VMM does not convert: VM stopped'
+      : converted
+        ? `the VMM converted it to ${access} (kvm_convert_memory) and runs the vCPU again`
+        : `the VMM failed to convert it to ${access}: VM stopped`;
+  return {
+    kind: 'errno',
+    errno: -ERRNO.EFAULT,
+    exitReason: KVM_EXIT.MEMORY_FAULT,
+    memoryFault,
+    conversion: { toPrivate: fault.isPrivate, converted },
+    events,
+    layer: 'kvm',
+    detail: `${what}; ${vmm}`,
+    vmStopped: !converted,
+  };
 }
 
 /** vcpu_enter_guest. Undefined means "back to the vcpu_run loop" (r = 1, no guest entry). */

@@ -73,7 +73,10 @@ const SVR_ENABLED = 0x1ff;
 const SVR_DISABLED = 0xff;
 /** GHCB usage 0 (the default usage the NAE events use). // [LX] GHCB_DEFAULT_USAGE */
 const GHCB_DEFAULT_USAGE = 0;
-/** How often a guest re-executes an instruction the host resolved a #NPF for, before it is stuck. */
+/**
+ * How often a guest re-executes an instruction the host resolved a #NPF for (a fault-in, a PSMASH, or
+ * the VMM's conversion after KVM_EXIT_MEMORY_FAULT), before it is stuck.
+ */
 const MAX_FAULT_RETRIES = 8;
 /** Scheduler rounds after which vCPUs that keep running count as spinning (the model's "time"). */
 const MAX_SETTLE_ROUNDS = 64;
@@ -310,7 +313,11 @@ export class Machine {
 
   /**
    * Runs `code` as the next thing the kernel does on CPU `index` (one KVM_RUN iteration), re-running
-   * it when the host resolved a #NPF it raised. The guest is gone if the vCPU cannot run the kernel.
+   * it when the host resolved a #NPF it raised: KVM faulted the private page in or PSMASHed it, or
+   * the access's privacy differed from the page's memory attribute and the VMM converted the page on
+   * KVM_EXIT_MEMORY_FAULT (QEMU re-enters, the instruction is retried). The guest is gone if the
+   * vCPU cannot run the kernel, if the VMM stopped the VM (e.g. it does not convert), or if KVM keeps
+   * resuming the instruction into the same fault (a spurious RMP #NPF).
    */
   run<T>(index: number, code: (entry: GuestEntry) => { exit: GuestExit; value: T }): Ran<T> {
     const cpu = this.cpus[index]!;
@@ -333,10 +340,11 @@ export class Machine {
         if (index === 0) this.#lost = lost;
         return { stopped: lost };
       }
+      // A memory-fault exit the VMM did not resolve stops the VM here; one it converted is retried.
       if (outcome.vmStopped) return { stopped: outcome.detail };
       if (result !== undefined && result.exit.kind !== 'npf') return { value: result.value, outcome };
     }
-    const stuck = `CPU ${index} keeps faulting on the same instruction (the host never resolves the #NPF)`;
+    const stuck = `CPU ${index} keeps faulting on the same instruction (KVM resumes it into the same #NPF)`;
     // A kernel CPU spinning on a fault answers nothing more (a real guest hangs: SSH times out).
     if (index === 0) this.#lost = stuck;
     return { stopped: stuck };

@@ -23,6 +23,7 @@ export type FailEntryReason = 'u32' | 'u64';
 export type GhcbFailure = 'killVm' | 'ghcbError';
 export type BlockDefaultCase = 'eintr' | 'warn';
 export type SetMpStateOnOffline = 'allow' | 'reject';
+export type MemoryFaultExit = 'convert' | 'stop';
 
 /** A host policy: every knob has a value (presets and user policies resolve to this). */
 export interface HostPolicy {
@@ -53,6 +54,7 @@ export interface HostPolicy {
   readonly blockDefaultCase: BlockDefaultCase;
   readonly setMpStateOnOffline: SetMpStateOnOffline;
   readonly advertisedHvFeatures: bigint;
+  readonly memoryFaultExit: MemoryFaultExit;
 }
 export type KnobName = keyof HostPolicy;
 
@@ -275,6 +277,16 @@ export const KNOBS: Readonly<Record<KnobName, KnobSpec>> = Object.freeze(
       'Hypervisor feature bitmap returned by HV_FT (MSR 0x080 → 0x081 and NAE 0x8000FFFD).',
       'KVM GHCB_HV_FT_SUPPORTED = GHCB_HV_FT_SNP | GHCB_HV_FT_SNP_AP_CREATION = 0x3 in RFC v4 (its svm.h hunk) … ' +
         'mainline. Linux refuses AP Creation without bit 1 and terminates without bit 0.',
+    ),
+    spec(
+      'memoryFaultExit',
+      ['convert', 'stop'],
+      "What the VMM does with KVM_EXIT_MEMORY_FAULT (a guest access whose privacy differs from the GPA's memory attribute).",
+      'KVM (guest_memfd, 6.8+: kvm_faultin_pfn → kvm_mmu_prepare_memory_fault_exit, KVM_RUN -EFAULT, flags ' +
+        "KVM_MEMORY_EXIT_FLAG_PRIVATE for a private access) exits in every preset. 'convert': QEMU kvm_cpu_exec → " +
+        'kvm_convert_memory (private ↔ shared, the guest_memfd RMPUPDATE) and KVM_RUN again, so the instruction is ' +
+        "retried. 'stop': a VMM that does not convert (QEMU itself for a region without guest_memfd or an " +
+        'unknown flag): the VM stops. The pre-guest_memfd series (RFC v4, v5 … v9) are modelled with the same exit.',
     ),
   ]),
 ) as Readonly<Record<KnobName, KnobSpec>>;

@@ -42,6 +42,7 @@ const LINUX_6_11: HostPolicy = Object.freeze({
   blockDefaultCase: 'warn',
   setMpStateOnOffline: 'allow',
   advertisedHvFeatures: GHCB_HV_FT_SUPPORTED_KVM,
+  memoryFaultExit: 'convert',
 } satisfies HostPolicy);
 
 const RFC_V4: HostPolicy = Object.freeze({
