@@ -175,3 +175,40 @@ test('a VM created after a reuse runs its launch VMSAs (VMRUN sees a clean, re-a
   assert.equal(r.kind, 'exit', r.detail);
   assert.equal(r.kind === 'exit' ? r.exit : '', 'hlt');
 });
+
+test('2 MB private pages: made shared whole when the memslot covers them, else PSMASHed then per 4 KB', () => {
+  const { platform, firmware } = createSnpSystem({ memoryBytes: 64 * MiB, init: true });
+  // Host memory from 3 MiB: a memslot at GPA 1 MiB gets SPA 3 MiB, so GPA and SPA agree mod 2 MiB.
+  const kvm = new Kvm({ platform, firmware, hostMemory: { start: 3 * MiB, end: 32 * MiB } });
+  const created = kvm.createVm({
+    policy: policyOf('linux-6.11'),
+    memory: [{ gpa: MiB, bytes: 4 * MiB }],
+    vcpus: 1,
+  });
+  assert.ok(created.ok);
+  const { vm } = created;
+  assert.equal(snpLaunchStart(vm, { policy: GUEST_POLICY }).ret, 0);
+  const spaOf = (gpa: number) => gpa + 2 * MiB;
+  assert.equal(vm.memory.translate(MiB), spaOf(MiB));
+  // 2 MB guest pages at GPA 0 (the slot holds only its second half) and GPA 2 MiB (inside the slot).
+  for (const gpa of [0, 2 * MiB]) {
+    const status = platform.rmpupdate(spaOf(gpa), {
+      gpa,
+      assigned: true,
+      pageSize: 1,
+      immutable: false,
+      asid: vm.asid,
+    });
+    assert.equal(status, 0);
+  }
+  const r = kvm.destroyVm(vm);
+  assert.ok(r.ok, r.detail);
+  assert.deepEqual(r.pagesLeaked, []);
+  const entry = (gpa: number) => platform.firmwareRead(spaOf(gpa) / 4096);
+  // Inside the slot: one 2 MB RMPUPDATE.
+  assert.deepEqual([entry(2 * MiB)?.assigned, entry(2 * MiB)?.pageSize], [false, 1]);
+  // Partly covered: PSMASHed; the slot's half made shared per 4 KB, the other half untouched.
+  for (let gpa = MiB; gpa < 2 * MiB; gpa += 4096) assert.equal(entry(gpa)?.assigned, false);
+  const outside = entry(0);
+  assert.deepEqual([outside?.assigned, outside?.pageSize, outside?.asid], [true, 0, vm.asid]);
+});
