@@ -15,6 +15,7 @@
  *     pages in DECOMMISSION, and SNP_ACTIVATE of a reused ASID needs them gone (RMP counter 0).
  * The memory returns to KVM's page allocator. Nothing throws; a VM destroyed twice is refused.
  */
+import { sevStatusName } from '../psp-firmware/index.js';
 import { PAGE_SIZE, PMD_SIZE } from './kvm-constants.js';
 import { snpDecommissionContext } from './launch.js';
 import type { RunOutcome } from './outcome.js';
@@ -69,7 +70,7 @@ function gmemInvalidate(vm: Vm, start: number, bytes: number, leaked: number[]):
         asid: 0,
       });
       if (status === 0) released += PMD_SIZE / PAGE_SIZE;
-      else leaked.push(spa);
+      else for (let p = spa; p < spa + PMD_SIZE; p += PAGE_SIZE) leaked.push(p);
       spa += PMD_SIZE;
       continue;
     }
@@ -104,10 +105,14 @@ export function destroyVm(vm: Vm, freeAsid: (asid: number) => void): VmDestroyRe
   let released = 0;
   // 1. sev_vm_destroy
   const fw = vm.kvm.firmware;
-  const hadContext = vm.gctxPa !== undefined;
+  const gctx = vm.gctxPa;
   const decommissionStatus = fw === undefined ? 0 : snpDecommissionContext(vm, fw);
   const asidLeaked = decommissionStatus !== 0;
-  if (hadContext && !asidLeaked) released++;
+  if (gctx !== undefined && !asidLeaked) {
+    // snp_free_firmware_page: reclaimed (and freed) unless SNP_PAGE_RECLAIM or the RMPUPDATE failed.
+    if (vm.platform.firmwareRead(gctx / PAGE_SIZE)?.assigned === false) released++;
+    else leaked.push(gctx);
+  }
   if (!asidLeaked) freeAsid(vm.asid);
   // 2. sev_free_vcpu
   for (const vcpu of vm.vcpus) {
@@ -133,7 +138,7 @@ export function destroyVm(vm: Vm, freeAsid: (asid: number) => void): VmDestroyRe
   const asidState = asidLeaked ? 'leaked' : 'reclaim';
   const parts = [
     asidLeaked
-      ? `firmware: SNP_DECOMMISSION failed with status ${hex(decommissionStatus)}: ASID ${vm.asid} leaked`
+      ? `firmware: SNP_DECOMMISSION failed with ${sevStatusName(decommissionStatus)}: ASID ${vm.asid} leaked`
       : `kvm: ASID ${vm.asid} awaits WBINVD + SNP_DF_FLUSH before reuse`,
     `${released} private page(s) made shared`,
   ];
