@@ -50,12 +50,18 @@ export class PhysAllocator {
     return other;
   }
 
-  /** `bytes` of contiguous memory aligned to `align`; undefined when it does not fit. */
-  allocContiguous(bytes: number, align: number): number | undefined {
+  /**
+   * `bytes` of contiguous memory starting at an address ≡ `phase` (mod `align`); undefined when it
+   * does not fit.
+   */
+  allocContiguous(bytes: number, align: number, phase = 0): number | undefined {
     if (!Number.isInteger(bytes) || bytes <= 0 || bytes % PAGE_SIZE !== 0) {
       throw new RangeError(`PhysAllocator: size must be a positive multiple of 4096, got ${bytes}`);
     }
-    const base = Math.ceil(this.#next / align) * align;
+    if (!Number.isInteger(phase) || phase < 0 || phase >= align || phase % PAGE_SIZE !== 0) {
+      throw new RangeError(`PhysAllocator: phase must be a page-aligned offset below ${align}, got ${phase}`);
+    }
+    const base = Math.ceil((this.#next - phase) / align) * align + phase;
     if (base + bytes > this.end) return undefined;
     for (let pa = this.#next; pa < base; pa += PAGE_SIZE) this.#free.push(pa);
     this.#next = base + bytes;

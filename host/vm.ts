@@ -13,7 +13,14 @@ import {
 } from '../psp-firmware/index.js';
 import { sevInfoResponse } from './ghcb/msr-protocol.js';
 import type { Kvm } from './kvm.js';
-import { ERRNO, GHCB_VERSION_MIN, INITIAL_VMSA_GPA, INVALID_PAGE, PAGE_SIZE } from './kvm-constants.js';
+import {
+  ERRNO,
+  GHCB_VERSION_MIN,
+  INITIAL_VMSA_GPA,
+  INVALID_PAGE,
+  PAGE_SIZE,
+  PMD_SIZE,
+} from './kvm-constants.js';
 import { GuestMemory } from './memory.js';
 import { hasVmsa, kick } from './mp-state.js';
 import type { RunOutcome } from './outcome.js';
@@ -162,7 +169,11 @@ export class Vm {
         reason: `memslot at GPA 0x${gpa.toString(16)} overlaps the one at 0x${clash.gpa.toString(16)}`,
       };
     }
-    const spa = this.kvm.alloc.allocContiguous(bytes, PAGE_SIZE);
+    // Guest RAM is backed so that SPA ≡ GPA (mod 2 MiB), as hugepage-backed guest memory is (KVM maps
+    // a 2 MiB NPT page only where GPA and host address agree mod 2 MiB): a 2 MiB-aligned GPA is then
+    // 2 MiB aligned in system memory too, which makes the 2 MB-aligned VMSA erratum
+    // (CpuProfile.vmsa2MAlignedErratum) reachable from a guest.
+    const spa = this.kvm.alloc.allocContiguous(bytes, PMD_SIZE, gpa % PMD_SIZE);
     if (spa === undefined) return { ret: -ERRNO.ENOMEM, reason: 'out of system memory for guest RAM' };
     this.memory.addSlot({ gpa, bytes, spa });
     return { ret: 0 };
