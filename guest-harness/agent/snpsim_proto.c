@@ -569,105 +569,89 @@ void sp_out_bad_request(struct sp_out *out, const struct sp_error *err)
 
 /* ---- kABI mapping ---- */
 
-int sp_to_kreq(const struct sp_request *r, struct snpsim_kreq *k)
+/*
+ * Verbs that map straight onto a module operation: the op and the request keys that fill arg[0..],
+ * in order (SP_K_COUNT ends a list). hello, the CPU hotplug verbs and host-set-mp-state never reach
+ * the module; ap-creation builds its arguments below.
+ */
+struct sp_kreq_map {
+	int op;
+	int keys[4];
+};
+
+#define END SP_K_COUNT
+static const struct sp_kreq_map sp_kreq_maps[SP_V_COUNT] = {
+	[SP_V_HELLO] = { -1, { END } },
+	[SP_V_HV_FEATURES] = { SNPSIM_OP_HV_FEATURES, { END } },
+	[SP_V_SEV_INFO] = { SNPSIM_OP_SEV_INFO, { END } },
+	[SP_V_VMSA_ALLOC] = { SNPSIM_OP_VMSA_ALLOC, { SP_K_H, SP_K_PLACEMENT, SP_K_MEMORY, END } },
+	[SP_V_VMSA_INIT] = { SNPSIM_OP_VMSA_INIT, { SP_K_H, SP_K_TEMPLATE, SP_K_STUB, END } },
+	[SP_V_VMSA_SET] = { SNPSIM_OP_VMSA_SET, { SP_K_H, SP_K_FIELD, SP_K_VALUE, END } },
+	[SP_V_VMSA_POKE] = { SNPSIM_OP_VMSA_POKE, { SP_K_H, SP_K_OFFSET, SP_K_WIDTH, SP_K_VALUE } },
+	[SP_V_RMPADJUST] = { SNPSIM_OP_RMPADJUST, { SP_K_H, SP_K_RDX, SP_K_SIZE, END } },
+	[SP_V_PVALIDATE] = { SNPSIM_OP_PVALIDATE, { SP_K_H, SP_K_VALIDATE, SP_K_SIZE, END } },
+	[SP_V_AP_CREATION] = { SNPSIM_OP_AP_CREATION, { END } },
+	[SP_V_CPU_OFFLINE] = { -1, { END } },
+	[SP_V_CPU_ONLINE] = { -1, { END } },
+	[SP_V_INIT_SIPI] = { SNPSIM_OP_INIT_SIPI, { SP_K_APIC, SP_K_VECTOR, END } },
+	[SP_V_PV_KICK] = { SNPSIM_OP_PV_KICK, { SP_K_APIC, END } },
+	[SP_V_WAIT_MARKER] = { SNPSIM_OP_WAIT_MARKER, { SP_K_H, SP_K_TIMEOUT_MS, END } },
+	[SP_V_VMSA_FREE] = { SNPSIM_OP_VMSA_FREE, { SP_K_H, END } },
+	[SP_V_HOST_SET_MP_STATE] = { -1, { END } },
+};
+#undef END
+
+/* ap-creation: SW_EXITCODE, SW_EXITINFO1/2, RAX and the valid bits, with the module-side defaults. */
+static void sp_ap_creation_args(const struct sp_request *r, __u64 *a)
 {
 	const uint64_t *v = r->v;
-	__u64 *a = k->arg;
+
+	/* [0] SW_EXITCODE: SVM_VMGEXIT_AP_CREATION unless overridden. */
+	a[0] = sp_has(r, SP_K_EXIT_CODE) ? v[SP_K_EXIT_CODE] : SP_AP_CREATION_EXIT_CODE;
+	/* [1] SW_EXITINFO1 = APIC ID << 32 | VMPL << 16 | request, as Linux builds it. */
+	a[1] = sp_has(r, SP_K_INFO1) ? v[SP_K_INFO1] :
+	       v[SP_K_APIC] << 32 | v[SP_K_VMPL] << 16 | v[SP_K_REQUEST];
+	/* [2] SW_EXITINFO2: override, else gpa=, else the handle's GPA (module side). */
+	if (sp_has(r, SP_K_INFO2))
+		a[2] = v[SP_K_INFO2];
+	else if (sp_has(r, SP_K_GPA))
+		a[2] = v[SP_K_GPA];
+	else
+		a[5] |= SNPSIM_APC_INFO2_FROM_H;
+	/* [3] RAX: override, else the handle's VMSA SEV_FEATURES, else 0. */
+	if (sp_has(r, SP_K_RAX))
+		a[3] = v[SP_K_RAX];
+	else if (sp_has(r, SP_K_H))
+		a[5] |= SNPSIM_APC_RAX_FROM_H;
+	/* [4] valid bits: all four, but RAX not for DESTROY (PROTOCOL.md). */
+	if (sp_has(r, SP_K_VALID))
+		a[4] = v[SP_K_VALID];
+	else
+		a[4] = v[SP_K_REQUEST] == SP_AP_DESTROY ? SNPSIM_VALID_ALL & ~SNPSIM_VALID_RAX :
+			SNPSIM_VALID_ALL;
+	a[6] = v[SP_K_H];
+}
+
+int sp_to_kreq(const struct sp_request *r, struct snpsim_kreq *k)
+{
+	const struct sp_kreq_map *map;
+	unsigned int i;
 
 	memset(k, 0, sizeof(*k));
 	k->abi = SNPSIM_KABI_VERSION;
-	switch (r->verb) {
-	case SP_V_HV_FEATURES:
-		k->op = SNPSIM_OP_HV_FEATURES;
-		return 0;
-	case SP_V_SEV_INFO:
-		k->op = SNPSIM_OP_SEV_INFO;
-		return 0;
-	case SP_V_VMSA_ALLOC:
-		k->op = SNPSIM_OP_VMSA_ALLOC;
-		a[0] = v[SP_K_H];
-		a[1] = v[SP_K_PLACEMENT];
-		a[2] = v[SP_K_MEMORY];
-		return 0;
-	case SP_V_VMSA_INIT:
-		k->op = SNPSIM_OP_VMSA_INIT;
-		a[0] = v[SP_K_H];
-		a[1] = v[SP_K_TEMPLATE];
-		a[2] = v[SP_K_STUB];
-		return 0;
-	case SP_V_VMSA_SET:
-		k->op = SNPSIM_OP_VMSA_SET;
-		a[0] = v[SP_K_H];
-		a[1] = v[SP_K_FIELD];
-		a[2] = v[SP_K_VALUE];
-		return 0;
-	case SP_V_VMSA_POKE:
-		k->op = SNPSIM_OP_VMSA_POKE;
-		a[0] = v[SP_K_H];
-		a[1] = v[SP_K_OFFSET];
-		a[2] = v[SP_K_WIDTH];
-		a[3] = v[SP_K_VALUE];
-		return 0;
-	case SP_V_RMPADJUST:
-		k->op = SNPSIM_OP_RMPADJUST;
-		a[0] = v[SP_K_H];
-		a[1] = v[SP_K_RDX];
-		a[2] = v[SP_K_SIZE];
-		return 0;
-	case SP_V_PVALIDATE:
-		k->op = SNPSIM_OP_PVALIDATE;
-		a[0] = v[SP_K_H];
-		a[1] = v[SP_K_VALIDATE];
-		a[2] = v[SP_K_SIZE];
-		return 0;
-	case SP_V_AP_CREATION:
-		k->op = SNPSIM_OP_AP_CREATION;
-		/* [0] SW_EXITCODE: SVM_VMGEXIT_AP_CREATION unless overridden. */
-		a[0] = sp_has(r, SP_K_EXIT_CODE) ? v[SP_K_EXIT_CODE] : SP_AP_CREATION_EXIT_CODE;
-		/* [1] SW_EXITINFO1 = APIC ID << 32 | VMPL << 16 | request, as Linux builds it. */
-		a[1] = sp_has(r, SP_K_INFO1) ? v[SP_K_INFO1] :
-		       v[SP_K_APIC] << 32 | v[SP_K_VMPL] << 16 | v[SP_K_REQUEST];
-		/* [2] SW_EXITINFO2: override, else gpa=, else the handle's GPA (module side). */
-		if (sp_has(r, SP_K_INFO2))
-			a[2] = v[SP_K_INFO2];
-		else if (sp_has(r, SP_K_GPA))
-			a[2] = v[SP_K_GPA];
-		else
-			a[5] |= SNPSIM_APC_INFO2_FROM_H;
-		/* [3] RAX: override, else the handle's VMSA SEV_FEATURES, else 0. */
-		if (sp_has(r, SP_K_RAX))
-			a[3] = v[SP_K_RAX];
-		else if (sp_has(r, SP_K_H))
-			a[5] |= SNPSIM_APC_RAX_FROM_H;
-		/* [4] valid bits: all four, but RAX not for DESTROY (PROTOCOL.md). */
-		if (sp_has(r, SP_K_VALID))
-			a[4] = v[SP_K_VALID];
-		else
-			a[4] = v[SP_K_REQUEST] == SP_AP_DESTROY ? SNPSIM_VALID_ALL & ~SNPSIM_VALID_RAX :
-				SNPSIM_VALID_ALL;
-		a[6] = v[SP_K_H];
-		return 0;
-	case SP_V_INIT_SIPI:
-		k->op = SNPSIM_OP_INIT_SIPI;
-		a[0] = v[SP_K_APIC];
-		a[1] = v[SP_K_VECTOR];
-		return 0;
-	case SP_V_PV_KICK:
-		k->op = SNPSIM_OP_PV_KICK;
-		a[0] = v[SP_K_APIC];
-		return 0;
-	case SP_V_WAIT_MARKER:
-		k->op = SNPSIM_OP_WAIT_MARKER;
-		a[0] = v[SP_K_H];
-		a[1] = v[SP_K_TIMEOUT_MS];
-		return 0;
-	case SP_V_VMSA_FREE:
-		k->op = SNPSIM_OP_VMSA_FREE;
-		a[0] = v[SP_K_H];
-		return 0;
-	default:
+	if ((unsigned int)r->verb >= SP_V_COUNT)
 		return -1;
+	map = &sp_kreq_maps[r->verb];
+	if (map->op < 0)
+		return -1;
+	k->op = (__u32)map->op;
+	if (r->verb == SP_V_AP_CREATION) {
+		sp_ap_creation_args(r, k->arg);
+		return 0;
 	}
+	for (i = 0; i < 4 && map->keys[i] != SP_K_COUNT; i++)
+		k->arg[i] = r->v[map->keys[i]];
+	return 0;
 }
 
 static const char *const sp_module_reasons[] = {
