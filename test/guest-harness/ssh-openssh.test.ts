@@ -14,6 +14,7 @@ import {
   type AgentRequest,
   doctorGuest,
   installGuest,
+  main,
   SnpsimError,
   SnpsimErrorCode,
   SshAgentTarget,
@@ -475,4 +476,100 @@ test('a hung agent under sshd: STEP_TIMEOUT returns at once, without waiting for
   } finally {
     await hung.close();
   }
+});
+
+/** `snpsim run` through the CLI against this sshd: the model-backed stdio agent is the guest. */
+async function runCli(
+  scenarios: readonly string[],
+  agentCommand: string,
+  report: string,
+): Promise<{ code: number; err: string; report: RunReportJson }> {
+  const err: string[] = [];
+  const io = { stdout: { write: () => true }, stderr: { write: (s: string) => err.push(s) } };
+  const code = await main(
+    [
+      'run',
+      ...scenarios,
+      '--target',
+      `ssh://${user}@127.0.0.1:${port}`,
+      '--host-key',
+      hostFingerprint,
+      '--identity',
+      join(dir, 'id_ed25519'),
+      '--no-agent',
+      '--agent-command',
+      agentCommand,
+      '--json',
+      report,
+      '--quiet',
+    ],
+    io,
+  );
+  return { code, err: err.join(''), report: JSON.parse(readFileSync(report, 'utf8')) as RunReportJson };
+}
+
+interface RunReportJson {
+  readonly targets: readonly {
+    readonly error?: { readonly code: string };
+    readonly scenarios: readonly {
+      readonly name: string;
+      readonly status: string;
+      readonly reason?: string;
+      readonly steps: readonly { readonly step: number; readonly target?: { readonly kind: string } }[];
+    }[];
+  }[];
+}
+
+const scenario = (name: string) => fileURLToPath(new URL(`../../../scenarios/${name}.json`, import.meta.url));
+
+test('snpsim run: corpus scenarios run through sshd (pinned host key, key auth) and match the model', {
+  skip,
+}, async () => {
+  const names = ['lifecycle-create-linux-vmsa', 'discovery-hv-features-nae', 'malformed-gpa-unaligned'];
+  const { code, err, report } = await runCli(
+    names.map(scenario),
+    `${process.execPath} ${stdioAgent} --backend model`,
+    join(dir, 'report-pass.json'),
+  );
+  assert.equal(code, 0, err);
+  assert.deepEqual(
+    report.targets[0]?.scenarios.map((s) => [s.name, s.status]),
+    names.map((n) => [n, 'pass']),
+  );
+});
+
+test('snpsim run: the SSH connection cut mid-scenario is exit 3 with a partial report', { skip }, () => {
+  // The agent answers its hello and two requests, then (once sshd has forwarded them) the sshd
+  // process serving this session is killed (SIGKILL): the TCP connection drops mid-batch.
+  const cutAgent = join(dir, 'cut-agent.sh');
+  writeFileSync(
+    cutAgent,
+    [
+      '#!/bin/sh',
+      `session=$PPID`,
+      `'${process.execPath}' '${stdioAgent}' --backend model | {`,
+      '  n=0',
+      '  while IFS= read -r line; do',
+      `    printf '%s\\n' "$line"`,
+      '    n=$((n + 1))',
+      '    if [ "$n" -eq 3 ]; then sleep 0.3; kill -9 "$session"; fi',
+      '  done',
+      '}',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  return runCli([scenario('lifecycle-create-linux-vmsa')], cutAgent, join(dir, 'report-cut.json')).then(
+    ({ code, err, report }) => {
+      assert.equal(code, 3, err);
+      const run = report.targets[0]?.scenarios[0];
+      assert.equal(run?.status, 'error', JSON.stringify(run?.reason));
+      assert.match(run?.reason ?? '', /died/);
+      // The partial report keeps what the guest answered before the cut.
+      assert.deepEqual(
+        run?.steps.slice(0, 2).map((step) => step.target?.kind),
+        ['ok', 'ok'],
+      );
+    },
+  );
 });
