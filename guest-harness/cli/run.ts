@@ -167,8 +167,12 @@ export async function runCommand(
 ): Promise<number> {
   const args = parseRunArgs(argv);
   // Everything that can be wrong with the input is checked before anything runs.
-  const policy = await env.resolvePolicy(args.policy ?? env.defaultPolicy);
-  const profile = await env.resolveProfile(args.profile ?? env.defaultProfile);
+  const referenceSpec = {
+    policy: args.policy ?? env.defaultPolicy,
+    profile: args.profile ?? env.defaultProfile,
+  };
+  const policy = await env.resolvePolicy(referenceSpec.policy);
+  const profile = await env.resolveProfile(referenceSpec.profile);
   const scenarios: LoadedScenario[] = await loadScenarios(args.paths, { knownPolicies: env.policyNames });
   let expectations: { file: string; doc: ExpectationsFile } | undefined;
   if (args.expectations !== undefined) {
@@ -191,13 +195,7 @@ export async function runCommand(
         if (spec.policy !== undefined) await env.resolvePolicy(spec.policy);
         if (spec.profile !== undefined) await env.resolveProfile(spec.profile);
       }
-      targets.push(
-        env.target(spec, {
-          policy: args.policy ?? env.defaultPolicy,
-          profile: args.profile ?? env.defaultProfile,
-          ssh: args.ssh,
-        }),
-      );
+      targets.push(env.target(spec, { ...referenceSpec, ssh: args.ssh }));
     }
   }
 
@@ -208,6 +206,7 @@ export async function runCommand(
     reference: env.reference(),
     policy,
     profile,
+    referenceSpec,
     ...(expectations !== undefined ? { expectations } : {}),
     declaredPlatform: args.platform,
     record: args.record !== undefined,

@@ -4,7 +4,7 @@
  * the expectations file, collected into one report. A target that breaks ends only its own section;
  * the report is always produced, marked incomplete when the run stopped early.
  */
-import { SnpsimErrorCode } from '../errors.js';
+import { ExitCode, SnpsimErrorCode } from '../errors.js';
 import { type LoadedScenario, scenarioRequests } from '../scenario/index.js';
 import { diffScenario } from './diff.js';
 import { checkScenarioExpectations } from './expect.js';
@@ -36,9 +36,14 @@ export interface RunOptions {
   readonly scenarios: readonly LoadedScenario[];
   readonly targets: readonly ScenarioTarget[];
   readonly reference: ReferenceModel;
-  /** Host policy and firmware profile of the reference model. */
+  /** Host policy and firmware profile of the reference model, as reports name them. */
   readonly policy: string;
   readonly profile: string;
+  /**
+   * The --policy / --profile values the reference model resolves (a preset name or a JSON file) when
+   * they are not the names above (a file's policy is named `custom (extends …)`); default: the names.
+   */
+  readonly referenceSpec?: { readonly policy: string; readonly profile: string };
   readonly expectations?: { readonly file: string; readonly doc: ExpectationsFile };
   /** Platform details the user declared (host_kernel, firmware, qemu ...), added to every target's. */
   readonly declaredPlatform?: Readonly<Record<string, string>>;
@@ -220,8 +225,8 @@ async function runTarget(
   const sevStatus = platform.sev_status === undefined ? undefined : parseInteger(platform.sev_status);
   const possible = platform.possible_cpus === undefined ? undefined : Number(platform.possible_cpus);
   const config: ModelConfig = {
-    policy: options.policy,
-    profile: options.profile,
+    policy: options.referenceSpec?.policy ?? options.policy,
+    profile: options.referenceSpec?.profile ?? options.profile,
     ...(sevStatus !== undefined ? { sevStatus } : {}),
     ...(possible !== undefined && Number.isInteger(possible) ? { vcpus: possible } : {}),
   };
@@ -347,7 +352,7 @@ export async function runDifferential(options: RunOptions): Promise<RunOutcome> 
     startedAt,
     finishedAt: now().toISOString(),
     complete,
-    exitCode: complete ? exitCode : Math.max(exitCode, 3),
+    exitCode: complete ? exitCode : ExitCode.INFRASTRUCTURE,
     policy: options.policy,
     profile: options.profile,
     scenarios: options.scenarios.length,

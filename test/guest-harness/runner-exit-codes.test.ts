@@ -105,6 +105,47 @@ test('exit 1: differences', async () => {
   assert.match(r.out, /DIFF {2}malformed-sev-features-zero/);
 });
 
+test('--policy and --profile take JSON files: the reference model runs what the files say', async () => {
+  const policy = await writeJson(join(dir, 'policy-6.15.json'), { extends: 'linux-6.15', knobs: {} });
+  const profile = await writeJson(join(dir, 'profile-milan.json'), { extends: 'milan' });
+  const same = await viaMain([
+    ...THREE,
+    '--target',
+    'model',
+    '--policy',
+    policy,
+    '--profile',
+    profile,
+    '--quiet',
+  ]);
+  assert.equal(same.code, 0, same.out + same.err);
+  assert.match(same.out, /model: policy custom \(extends linux-6\.15\)/);
+  // The reference runs linux-6.15 from the file: its CREATE with SEV_FEATURES 0 is refused (0x2)
+  // where linux-6.11 (the scenario's default expectation, and the target here) accepts it.
+  const other = await viaMain([
+    ...corpus('malformed-sev-features-zero'),
+    '--target',
+    'model:linux-6.11',
+    '--policy',
+    policy,
+    '--quiet',
+    '--json',
+    join(dir, 'policy-file.json'),
+  ]);
+  assert.equal(other.code, 1, other.out + other.err);
+  const report = JSON.parse(await readFile(join(dir, 'policy-file.json'), 'utf8')) as RunReport;
+  const result = report.targets[0]?.scenarios[0];
+  assert.equal(report.policy, 'custom (extends linux-6.15)');
+  assert.deepEqual(
+    result?.differences.map((d) => [d.what, d.model, d.target]),
+    [
+      ['sw_exit_info1', '0x2', '0x0'],
+      ['sw_exit_info2', '0x5', '0x0'],
+      ['ran', '0', '1'],
+    ],
+  );
+});
+
 test('exit 2: a bad scenario file names file, JSON path and problem, and nothing runs', async () => {
   const bad = await writeJson(join(dir, 'bad.json'), {
     description: 'a bad scenario for exit codes',
