@@ -1,8 +1,17 @@
 /**
  * KVM's user-visible and internal constants the host model uses: mp_state values, exit reasons,
  * errno values, request numbers, sentinels, hypercall numbers and the SNP launch ioctl ids.
- * Every value is the one in the cited Linux header (checked against Debian's 6.12 headers).
+ * Every value is the one in the cited Linux header (checked against Debian's 6.12 headers). Values
+ * the platform layer already defines (page sizes, page types, policy bits, the launch VMSA GPA) are
+ * KVM-named aliases of its definitions, not second copies.
  */
+import {
+  PAGE_SIZE_2M,
+  PAGE_SIZE as RMP_PAGE_SIZE,
+  SnpPageType,
+  SnpPolicy,
+  VMSA_GPA,
+} from '../psp-firmware/index.js';
 
 /** KVM_MP_STATE_* [LX] include/uapi/linux/kvm.h */
 export const KVM_MP_STATE = Object.freeze({
@@ -129,36 +138,46 @@ export const KVM_SEV_SNP_LAUNCH_START = 100;
 export const KVM_SEV_SNP_LAUNCH_UPDATE = 101;
 export const KVM_SEV_SNP_LAUNCH_FINISH = 102;
 
-/** KVM_SEV_SNP_PAGE_TYPE_* ("kept in sync with firmware values") [LX] arch/x86/include/uapi/asm/kvm.h */
+/**
+ * KVM_SEV_SNP_PAGE_TYPE_* ("kept in sync with firmware values") [LX] arch/x86/include/uapi/asm/kvm.h:
+ * the firmware's page types (`SnpPageType`) except VMSA, which only KVM itself passes.
+ */
 export const KVM_SEV_SNP_PAGE_TYPE = Object.freeze({
-  NORMAL: 0x1,
-  ZERO: 0x3,
-  UNMEASURED: 0x4,
-  SECRETS: 0x5,
-  CPUID: 0x6,
+  NORMAL: SnpPageType.NORMAL,
+  ZERO: SnpPageType.ZERO,
+  UNMEASURED: SnpPageType.UNMEASURED,
+  SECRETS: SnpPageType.SECRETS,
+  CPUID: SnpPageType.CPUID,
 } as const);
 /** SNP_PAGE_TYPE_VMSA, used by KVM itself in snp_launch_update_vmsa [LX] include/linux/psp-sev.h */
-export const SNP_PAGE_TYPE_VMSA = 0x2;
+export const SNP_PAGE_TYPE_VMSA = SnpPageType.VMSA;
 
 /** KVM_SEV_SNP_ID_BLOCK_SIZE / _ID_AUTH_SIZE / _FINISH_DATA_SIZE [LX] arch/x86/include/uapi/asm/kvm.h */
 export const KVM_SEV_SNP_ID_BLOCK_SIZE = 96;
 export const KVM_SEV_SNP_ID_AUTH_SIZE = 4096;
 export const KVM_SEV_SNP_FINISH_DATA_SIZE = 32;
 
-/** INITIAL_VMSA_GPA: the GPA KVM gives every launch VMSA [LX] arch/x86/kvm/svm/sev.c */
-export const INITIAL_VMSA_GPA = 0xffff_ffff_f000;
+/** INITIAL_VMSA_GPA (0xFFFFFFFFF000): the GPA KVM gives every launch VMSA [LX] arch/x86/kvm/svm/sev.c */
+export const INITIAL_VMSA_GPA = VMSA_GPA;
 
+/** SNP_POLICY_MASK_RSVD_MBO = BIT_ULL(17) [LX] arch/x86/kvm/svm/sev.c */
+export const SNP_POLICY_MASK_RSVD_MBO = SnpPolicy.RSVD_MBO;
 /**
- * SNP_POLICY_MASK_VALID = API_MINOR | API_MAJOR | SMT | RSVD_MBO | DEBUG | SINGLE_SOCKET, and
- * RSVD_MBO = BIT(17) [LX] arch/x86/kvm/svm/sev.c
+ * SNP_POLICY_MASK_VALID = API_MINOR GENMASK(7,0) | API_MAJOR GENMASK(15,8) | SMT BIT(16) |
+ * RSVD_MBO BIT(17) | DEBUG BIT(19) | SINGLE_SOCKET BIT(20) [LX] arch/x86/kvm/svm/sev.c
  */
-export const SNP_POLICY_MASK_RSVD_MBO = 1n << 17n;
-export const SNP_POLICY_MASK_VALID = 0xffn | 0xff00n | (1n << 16n) | (1n << 17n) | (1n << 19n) | (1n << 20n);
+export const SNP_POLICY_MASK_VALID =
+  SnpPolicy.ABI_MINOR_MASK |
+  (0xffn << SnpPolicy.ABI_MAJOR_SHIFT) |
+  SnpPolicy.SMT |
+  SnpPolicy.RSVD_MBO |
+  SnpPolicy.DEBUG |
+  SnpPolicy.SINGLE_SOCKET;
 
 /** GHCB protocol versions KVM offers: GHCB_VERSION_MAX 2, GHCB_VERSION_MIN 1 [LX] arch/x86/kvm/svm/sev.c */
 export const GHCB_VERSION_MAX = 2n;
 export const GHCB_VERSION_MIN = 1n;
 
-/** PMD_SIZE (2 MiB) and PAGE_SIZE [LX] arch/x86/include/asm/page_types.h */
-export const PAGE_SIZE = 0x1000;
-export const PMD_SIZE = 0x20_0000;
+/** PAGE_SIZE (4 KiB) and PMD_SIZE (2 MiB) [LX] arch/x86/include/asm/page_types.h: the RMP's page sizes. */
+export const PAGE_SIZE = RMP_PAGE_SIZE;
+export const PMD_SIZE = PAGE_SIZE_2M;

@@ -10,6 +10,11 @@ import {
   INITIAL_VMSA_GPA,
   KVM_SEV_SNP_PAGE_TYPE,
   Kvm,
+  PAGE_SIZE,
+  PMD_SIZE,
+  SNP_PAGE_TYPE_VMSA,
+  SNP_POLICY_MASK_RSVD_MBO,
+  SNP_POLICY_MASK_VALID,
   snpLaunchFinish,
   snpLaunchStart,
   snpLaunchUpdate,
@@ -31,6 +36,23 @@ function unlaunched(vcpus = 3): Vm {
 }
 
 const page = (fill: number): Uint8Array => new Uint8Array(4096).fill(fill);
+
+test("KVM's launch constants are the Linux values (aliases of the platform's definitions)", () => {
+  assert.deepEqual(
+    { ...KVM_SEV_SNP_PAGE_TYPE },
+    { NORMAL: 1, ZERO: 3, UNMEASURED: 4, SECRETS: 5, CPUID: 6 },
+    'KVM_SEV_SNP_PAGE_TYPE_* (uapi kvm.h)',
+  );
+  assert.equal(SNP_PAGE_TYPE_VMSA, 2);
+  assert.equal(
+    SNP_POLICY_MASK_VALID,
+    0x1b_ffffn,
+    'API_MINOR | API_MAJOR | SMT | RSVD_MBO | DEBUG | SINGLE_SOCKET',
+  );
+  assert.equal(SNP_POLICY_MASK_RSVD_MBO, 1n << 17n);
+  assert.equal(INITIAL_VMSA_GPA, 0xffff_ffff_f000);
+  assert.deepEqual([PAGE_SIZE, PMD_SIZE], [0x1000, 0x20_0000]);
+});
 
 test('LAUNCH_START: KVM checks the flags and policy before any firmware command', () => {
   const vm = unlaunched();
