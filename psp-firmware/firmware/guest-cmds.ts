@@ -4,7 +4,7 @@
  * + `snp_decommission_common`, `snp_mcmd_activate` + `mcmd_activate_common` + `activate_common`,
  * `snp_mcmd_guest_status`) [FW].
  */
-import { PAGE_SIZE } from '../rmp/layout.js';
+import { PAGE_SIZE, RMP_ASID_COUNTERS } from '../rmp/layout.js';
 import { PageState } from '../rmp/page-state.js';
 import { encodeGuestStatus, SNP_GUEST_STATUS_SIZE, u32, u64 } from './buffers.js';
 import {
@@ -23,9 +23,6 @@ import { GuestContextPage } from './guest-context.js';
 import { SnpPolicy } from './launch.js';
 import { SnpGuestState } from './state.js';
 import { SevStatus } from './status.js';
-
-/** Per-ASID counters in the RMP bookkeeping area [FW RMP_NUM_ASID_COUNTERS]. */
-const RMP_ASID_COUNTERS = 2048;
 
 export function snpGctxCreate(fw: FirmwareCore, b: Uint8Array): number {
   const addr = u64(b, 0);

@@ -3,7 +3,15 @@
  * Genoa handlers (sev_mcmd.c `snp_mcmd_page_reclaim`, `snp_mcmd_page_unsmash`,
  * `snp_mcmd_page_set_state` + sev_rmp.c `page_set_hv_fixed`) [FW].
  */
-import { PAGE_SIZE, PAGE_SIZE_2M, PAGES_PER_2M } from '../rmp/layout.js';
+import {
+  GPA_STATE_SHIFT,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  PAGE_SIZE_2M,
+  PAGES_PER_2M,
+  W0_SUBPAGE_MASK,
+  W1_LOCK,
+} from '../rmp/layout.js';
 import { PageState } from '../rmp/page-state.js';
 import { decodePageSetState, Layouts, u64 } from './buffers.js';
 import {
@@ -17,11 +25,11 @@ import {
   spaOf,
   writeRmp,
 } from './core.js';
-import { walkRangeList } from './platform-cmds.js';
+import { W0_FIRMWARE, W0_HV_FIXED, walkRangeList } from './platform-cmds.js';
 import { SevStatus } from './status.js';
 
 /** GPA-field state tag: GFN bits [38:36] = GPA bits [50:48] [FW RMP_GPA_STATE_FLAG]; below it the real GPA. */
-const GPA_BELOW_TAG = 2 ** (36 + 12);
+const GPA_BELOW_TAG = 2 ** (GPA_STATE_SHIFT + PAGE_SHIFT);
 /** [FW] SNP_PAGE_SET_STATE_ADDR_RESERVED_MASK: range bases must be 2 MB aligned. */
 const SET_STATE_BASE_MBZ = BigInt(PAGE_SIZE_2M - 1);
 
@@ -125,7 +133,7 @@ export function snpPageUnsmash(fw: FirmwareCore, b: Uint8Array): number {
 
 /** Raw quadword 0 of a page the firmware made Firmware: lock | immutable | assigned [FW RMP_ENTRY_VAL_FIRMWARE]. */
 function isExactFirmware(w0: number, w1: number): boolean {
-  return (w0 & ~0xff8) === 0x5 && w1 === 0x80000000;
+  return (w0 & ~W0_SUBPAGE_MASK) === W0_FIRMWARE && w1 === W1_LOCK;
 }
 
 export function snpPageSetState(fw: FirmwareCore, b: Uint8Array): number {
@@ -154,7 +162,7 @@ export function snpPageSetState(fw: FirmwareCore, b: Uint8Array): number {
   }
   for (const [a, z] of walked.ranges) {
     const end = Math.min(z, rmp.coveredPages - 1);
-    for (let pfn = a; pfn <= end; pfn++) rmp.writeEntryWords(pfn, 0x4, 0, 0, 0); // Firmware -> HV-Fixed
+    for (let pfn = a; pfn <= end; pfn++) rmp.writeEntryWords(pfn, W0_HV_FIXED, 0, 0, 0); // Firmware -> HV-Fixed
   }
   return SevStatus.SUCCESS;
 }

@@ -5,7 +5,7 @@
  * `mcmd_df_flush_common`, `snp_mcmd_config`, `snp_mcmd_commit`, `snp_mcmd_feature_info`) [FW].
  */
 import { HWCR_SMM_LOCK, Msr, Syscfg } from '../cpu/msrs.js';
-import { PAGE_SIZE } from '../rmp/layout.js';
+import { PAGE_SIZE, W0_ASSIGNED, W0_IMMUTABLE, W0_SUBPAGE_MASK, W1_LOCK } from '../rmp/layout.js';
 import { PageState } from '../rmp/page-state.js';
 import { RMP_FW_ALIGN } from '../rmp/placement.js';
 import {
@@ -28,10 +28,10 @@ import { decodeTcb, encodeTcb, tcbExceeds } from './profile.js';
 import { LegacySevState, SnpPlatformState } from './state.js';
 import { SevStatus } from './status.js';
 
-/** Raw RMP quadword-0 low words the firmware writes [FW sev_rmp.c RMP_ENTRY_VAL_*]. */
-const W0_HV_FIXED = 0x4; // immutable
-const W0_FIRMWARE = 0x5; // assigned | immutable
-const W1_LOCK = 0x80000000; // lock == immutable on firmware-written pages
+/** Raw RMP quadword 0 the firmware writes [FW sev_rmp.c RMP_ENTRY_VAL_*]: HV-Fixed = immutable. */
+export const W0_HV_FIXED = W0_IMMUTABLE;
+/** Firmware = assigned | immutable, with the lock bit (w1 = W1_LOCK) set as on every firmware-written page. */
+export const W0_FIRMWARE = W0_ASSIGNED | W0_IMMUTABLE;
 /** Legacy HyperTransport hole the firmware always makes HV-Fixed [FW add_known_hvfixed_ranges]. */
 const HT_HOLE_BASE = 0xfd_0000_0000;
 const HT_HOLE_END = 0xfd_ffff_ffff;
@@ -122,7 +122,7 @@ function configureRmp(fw: FirmwareCore, listPaddr: bigint | null): void {
   const rmp = fw.platform.rmp;
   const memPages = Math.min(rmp.coveredPages, fw.platform.memory.memoryBytes / PAGE_SIZE);
   for (let pfn = 0; pfn < memPages; pfn++) {
-    if ((rmp.word(pfn, 0) & ~0xff8) | rmp.word(pfn, 1) | rmp.word(pfn, 2) | rmp.word(pfn, 3)) {
+    if ((rmp.word(pfn, 0) & ~W0_SUBPAGE_MASK) | rmp.word(pfn, 1) | rmp.word(pfn, 2) | rmp.word(pfn, 3)) {
       rmp.writeEntryWords(pfn, 0, 0, 0, 0);
     }
   }

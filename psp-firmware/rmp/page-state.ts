@@ -5,8 +5,10 @@
  */
 import {
   ASID_MASK,
+  GFN_LO_BITS,
   GPA_STATE_FW_IOMMU,
   GPA_STATE_METADATA,
+  GPA_STATE_SHIFT,
   W0_ASSIGNED,
   W0_GFN_SHIFT,
   W0_IMMUTABLE,
@@ -16,6 +18,10 @@ import {
   W1_VALIDATED,
   W1_VMSA,
 } from './layout.js';
+
+/** The GFN's state tag [38:36] sits in w1 bits 18:16 (w1 holds GFN bits 20-38); below it, w1 bits 15:0. */
+const W1_TAG_SHIFT = GPA_STATE_SHIFT - GFN_LO_BITS;
+const W1_BELOW_TAG_MASK = (1 << W1_TAG_SHIFT) - 1;
 
 export const PageState = Object.freeze({
   INVALID: 'Invalid',
@@ -52,9 +58,9 @@ export function pageStateOfWords(w0: number, w1: number): PageState {
   const lock = (w1 & W1_LOCK) !== 0;
   // GFN = w0[31:12] | w1[18:0] << 20. Bits [38:36] of the GFN are w1 bits 16-18.
   const gfnIsZero = w0 >>> W0_GFN_SHIFT === 0 && (w1 & W1_GFN_HI_MASK) === 0;
-  const tag = (w1 >>> 16) & 0x7;
+  const tag = (w1 >>> W1_TAG_SHIFT) & 0x7;
   const gfnBelowTagLo = w0 >>> W0_GFN_SHIFT;
-  const gfnBelowTagHi = w1 & 0xffff; // GFN bits 20-35
+  const gfnBelowTagHi = w1 & W1_BELOW_TAG_MASK; // GFN bits 20-35
   const gfnBelowTagIsZero = gfnBelowTagLo === 0 && gfnBelowTagHi === 0;
   const gfnBelowTagIsOne = gfnBelowTagLo === 1 && gfnBelowTagHi === 0;
 
