@@ -9,12 +9,7 @@ export {
 export type { VmDestroyResult } from './destroy.js';
 export * from './ghcb/layout.js';
 export * from './ghcb/msr-protocol.js';
-export {
-  KNOWN_EXIT_CODES,
-  type ValidationError,
-  type ValidationInput,
-  validateVmgexit,
-} from './ghcb/validate.js';
+export { type ValidationError, type ValidationInput, validateVmgexit } from './ghcb/validate.js';
 export { Kvm, type KvmOptions, type VmConfig, type VmCreateResult } from './kvm.js';
 export * from './kvm-constants.js';
 export { APIC_SPIV_APIC_ENABLED, APIC_SVR_RESET, Lapic } from './lapic.js';

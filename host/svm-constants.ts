@@ -2,31 +2,39 @@
  * SVM exit codes, VMGEXIT NAE event codes, event-injection encoding, and KVM's names for the
  * SEV_FEATURES bits. Values from [LX] arch/x86/include/uapi/asm/svm.h and arch/x86/include/asm/svm.h.
  */
-import { SEV_FEATURES_INT_INJ_MODES, SevFeature } from '../psp-firmware/index.js';
+import { SEV_FEATURES_INT_INJ_MODES, SevFeature, VmexitCode } from '../psp-firmware/index.js';
 
-/** #VMEXIT codes the host handles [LX] arch/x86/include/uapi/asm/svm.h */
+/**
+ * #VMEXIT codes the host handles, and those sev_es_validate_vmgexit accepts as SW_EXITCODE
+ * [LX] arch/x86/include/uapi/asm/svm.h
+ */
 export const SVM_EXIT = Object.freeze({
+  READ_DR7: 0x027,
+  WRITE_DR7: 0x037,
   INTR: 0x060,
   NMI: 0x061,
+  RDTSC: 0x06e,
+  RDPMC: 0x06f,
   CPUID: 0x072,
+  INVD: 0x076,
   HLT: 0x078,
   IOIO: 0x07b,
   MSR: 0x07c,
   SHUTDOWN: 0x07f,
   VMMCALL: 0x081,
+  RDTSCP: 0x087,
+  WBINVD: 0x089,
+  MONITOR: 0x08a,
+  MWAIT: 0x08b,
   NPF: 0x400,
   VMGEXIT: 0x403,
 } as const);
 
 /**
- * VMRUN failure exit codes [APM 15.35; ap-creation.md A.7]. SVM_EXIT_ERR = -1 = VMEXIT_INVALID
- * ([LX] arch/x86/include/uapi/asm/svm.h); BUSY -2, IDLE_REQUIRED -3, INVALID_PMC -4.
+ * SVM_EXIT_ERR = -1 = VMEXIT_INVALID, a failed VMRUN [LX] arch/x86/include/uapi/asm/svm.h: the
+ * platform's `VmexitCode.INVALID` under KVM's name.
  */
-export const VMEXIT_INVALID = -1;
-export const VMEXIT_BUSY = -2;
-export const VMEXIT_IDLE_REQUIRED = -3;
-export const VMEXIT_INVALID_PMC = -4;
-export const SVM_EXIT_ERR = VMEXIT_INVALID;
+export const SVM_EXIT_ERR = VmexitCode.INVALID;
 
 /** SW_EXITCODE values of the GHCB NAE events [LX] arch/x86/include/uapi/asm/svm.h */
 export const SVM_VMGEXIT = Object.freeze({

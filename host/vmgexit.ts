@@ -54,7 +54,13 @@ import { hasEvents, setMpState } from './mp-state.js';
 import type { RunEvent, RunOutcome, VmgexitResult } from './outcome.js';
 import { processPsc, pscMsr } from './psc.js';
 import type { Steps } from './steps.js';
-import { EVTINJ_GP, SVM_EXIT, SVM_VMGEXIT } from './svm-constants.js';
+import {
+  EVTINJ_GP,
+  SVM_EXIT,
+  SVM_VMGEXIT,
+  SVM_VMGEXIT_GET_AP_JUMP_TABLE,
+  SVM_VMGEXIT_SET_AP_JUMP_TABLE,
+} from './svm-constants.js';
 import type { Vcpu } from './vcpu.js';
 
 /** GHCB_SCRATCH_AREA_LIMIT: 16 pages [LX] arch/x86/kvm/svm/sev.c */
@@ -365,8 +371,8 @@ export function* sevHandleVmgexit(vcpu: Vcpu, events: RunEvent[]): Steps<RunOutc
       emulateHalt(vcpu, KVM_MP_STATE.AP_RESET_HOLD);
       return resumed(events, 'AP reset hold (AP_HLT_LOOP)', ghcbResult(vcpu));
     case SVM_VMGEXIT.AP_JUMP_TABLE:
-      if (vcpu.exitInfo1 === 0n) vm.apJumpTable = vcpu.exitInfo2;
-      else if (vcpu.exitInfo1 === 1n) vmgexitSuccess(vcpu, vm.apJumpTable);
+      if (vcpu.exitInfo1 === SVM_VMGEXIT_SET_AP_JUMP_TABLE) vm.apJumpTable = vcpu.exitInfo2;
+      else if (vcpu.exitInfo1 === SVM_VMGEXIT_GET_AP_JUMP_TABLE) vmgexitSuccess(vcpu, vm.apJumpTable);
       else vmgexitBadInput(vcpu, GHCB_ERR.INVALID_INPUT);
       return resumed(events, 'AP jump table', ghcbResult(vcpu));
     case SVM_VMGEXIT.NMI_COMPLETE:

@@ -28,40 +28,22 @@ export interface ValidationError {
 /** SVM_IOIO_STR_MASK (bit 2) and SVM_IOIO_TYPE_MASK (bit 0) [LX] arch/x86/include/asm/svm.h */
 const SVM_IOIO_STR_MASK = 1n << 2n;
 const SVM_IOIO_TYPE_MASK = 1n;
-/** SVM_EXIT_READ_DR7 0x027, WRITE_DR7 0x037, RDTSC 0x06e, RDPMC 0x06f, INVD 0x076, RDTSCP 0x087,
- * WBINVD 0x089, MONITOR 0x08a, MWAIT 0x08b [LX] arch/x86/include/uapi/asm/svm.h */
+/** The SVM exit codes a GHCB may carry, as the 64-bit SW_EXITCODE values the switch compares. */
 const EXIT = Object.freeze({
-  READ_DR7: 0x027n,
-  WRITE_DR7: 0x037n,
-  RDTSC: 0x06en,
-  RDPMC: 0x06fn,
+  READ_DR7: BigInt(SVM_EXIT.READ_DR7),
+  WRITE_DR7: BigInt(SVM_EXIT.WRITE_DR7),
+  RDTSC: BigInt(SVM_EXIT.RDTSC),
+  RDPMC: BigInt(SVM_EXIT.RDPMC),
   CPUID: BigInt(SVM_EXIT.CPUID),
-  INVD: 0x076n,
+  INVD: BigInt(SVM_EXIT.INVD),
   IOIO: BigInt(SVM_EXIT.IOIO),
   MSR: BigInt(SVM_EXIT.MSR),
   VMMCALL: BigInt(SVM_EXIT.VMMCALL),
-  RDTSCP: 0x087n,
-  WBINVD: 0x089n,
-  MONITOR: 0x08an,
-  MWAIT: 0x08bn,
+  RDTSCP: BigInt(SVM_EXIT.RDTSCP),
+  WBINVD: BigInt(SVM_EXIT.WBINVD),
+  MONITOR: BigInt(SVM_EXIT.MONITOR),
+  MWAIT: BigInt(SVM_EXIT.MWAIT),
 });
-
-/** Exit codes sev_es_validate_vmgexit accepts (others: GHCB_ERR_INVALID_EVENT). */
-export const KNOWN_EXIT_CODES: ReadonlySet<bigint> = new Set<bigint>([
-  ...Object.values(EXIT),
-  SVM_VMGEXIT.MMIO_READ,
-  SVM_VMGEXIT.MMIO_WRITE,
-  SVM_VMGEXIT.AP_CREATION,
-  SVM_VMGEXIT.NMI_COMPLETE,
-  SVM_VMGEXIT.AP_HLT_LOOP,
-  SVM_VMGEXIT.AP_JUMP_TABLE,
-  SVM_VMGEXIT.UNSUPPORTED_EVENT,
-  SVM_VMGEXIT.HV_FEATURES,
-  SVM_VMGEXIT.TERM_REQUEST,
-  SVM_VMGEXIT.PSC,
-  SVM_VMGEXIT.GUEST_REQUEST,
-  SVM_VMGEXIT.EXT_GUEST_REQUEST,
-]);
 
 function valid(input: ValidationInput, field: Parameters<typeof ghcbBitmapIndex>[0]): boolean {
   const bit = ghcbBitmapIndex(field);

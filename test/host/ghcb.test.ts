@@ -29,6 +29,7 @@ import {
   VMGEXIT_PSC_ERROR_GENERIC,
   VMGEXIT_PSC_ERROR_INVALID_ENTRY,
   VMGEXIT_PSC_ERROR_INVALID_HDR,
+  validateVmgexit,
 } from '../../host/index.js';
 import { BSP_EIP, buildVmsa, createSnpSystem, VmmType } from '../../psp-firmware/index.js';
 import {
@@ -248,6 +249,99 @@ test('sev_es_validate_vmgexit in order: usage, then SW_EXIT* valid, then per-eve
     assert.equal(r.outcome.kind, 'exit', `${name}: ${r.outcome.detail}`);
     assert.deepEqual([r.info1, r.info2], [info1, info2], name);
   }
+});
+
+test('sev_es_validate_vmgexit accepts exactly the exit codes of KVM 6.11 (inputs present); any other is INVALID_EVENT', () => {
+  // [LX] arch/x86/kvm/svm/sev.c sev_es_validate_vmgexit, values from uapi/asm/svm.h.
+  const accepted = new Set<bigint>([
+    0x027n, // READ_DR7
+    0x037n, // WRITE_DR7
+    0x06en, // RDTSC
+    0x06fn, // RDPMC
+    0x072n, // CPUID
+    0x076n, // INVD
+    0x07bn, // IOIO
+    0x07cn, // MSR
+    0x081n, // VMMCALL
+    0x087n, // RDTSCP
+    0x089n, // WBINVD
+    0x08an, // MONITOR
+    0x08bn, // MWAIT
+    0x8000_0001n, // MMIO_READ
+    0x8000_0002n, // MMIO_WRITE
+    0x8000_0003n, // NMI_COMPLETE
+    0x8000_0004n, // AP_HLT_LOOP
+    0x8000_0005n, // AP_JUMP_TABLE
+    0x8000_0010n, // PSC
+    0x8000_0011n, // GUEST_REQUEST
+    0x8000_0012n, // EXT_GUEST_REQUEST
+    0x8000_0013n, // AP_CREATION
+    0x8000_fffdn, // HV_FEATURES
+    0x8000_fffen, // TERM_REQUEST
+    0x8000_ffffn, // UNSUPPORTED_EVENT
+  ]);
+  const policy = policyOf('linux-6.11');
+  const allValid: readonly [bigint, bigint] = [(1n << 64n) - 1n, (1n << 64n) - 1n];
+  const validate = (exitCode: bigint) =>
+    validateVmgexit(
+      {
+        ghcbUsage: 0,
+        validBitmap: allValid,
+        exitCode,
+        exitInfo1: 0x1000n,
+        exitInfo2: 0x2000n,
+        rax: 0n,
+        snp: true,
+      },
+      policy,
+    );
+  const candidates = [
+    ...Array.from({ length: 0x410 }, (_, i) => BigInt(i)),
+    ...Array.from({ length: 0x20 }, (_, i) => 0x8000_0000n + BigInt(i)),
+    ...[0x8000_fffcn, 0x8000_fffdn, 0x8000_fffen, 0x8000_ffffn, 0x1_0000_0027n],
+  ];
+  for (const code of candidates) {
+    const e = validate(code);
+    if (accepted.has(code)) assert.equal(e, undefined, `0x${code.toString(16)}: ${e?.message}`);
+    else assert.equal(e?.reason, GHCB_ERR.INVALID_EVENT, `0x${code.toString(16)}`);
+  }
+});
+
+test('AP jump table (NAE 0x80000005): SET stores SW_EXITINFO2, GET returns it, another request is INVALID_INPUT', () => {
+  const { vm } = makeSystem('linux-6.11');
+  const bsp = vm.vcpu(0);
+  setupGhcb(bsp);
+  const jt = (info1: bigint, info2: bigint) =>
+    nae(bsp, { exitCode: SVM_VMGEXIT.AP_JUMP_TABLE, info1, info2 });
+  const set = jt(0n, 0x9_f000n);
+  assert.deepEqual([set.info1, set.info2], [0n, 0n]);
+  assert.equal(vm.apJumpTable, 0x9_f000n);
+  const get = jt(1n, 0n);
+  assert.deepEqual([get.info1, get.info2], [0n, 0x9_f000n]);
+  const bad = jt(2n, 0n);
+  assert.deepEqual([bad.info1, bad.info2], [2n, GHCB_ERR.INVALID_INPUT]);
+  assert.equal(vm.apJumpTable, 0x9_f000n, 'a bad request changes nothing');
+});
+
+test('NAE termination (0x8000FFFE) is KVM_EXIT_SYSTEM_EVENT(SEV_TERM) with the GHCB GPA; NMI_COMPLETE resumes', () => {
+  const { vm } = makeSystem('linux-6.11');
+  const bsp = vm.vcpu(0);
+  setupGhcb(bsp);
+  const nmi = nae(bsp, { exitCode: SVM_VMGEXIT.NMI_COMPLETE, info1: 0n, info2: 0n });
+  assert.equal(nmi.outcome.kind, 'exit', nmi.outcome.detail);
+  assert.deepEqual([nmi.info1, nmi.info2], [0n, 0n]);
+  const term = nae(bsp, { exitCode: SVM_VMGEXIT.TERM_REQUEST, info1: 0x3n, info2: 0x7n });
+  assert.equal(term.outcome.kind, 'userspace', term.outcome.detail);
+  if (term.outcome.kind === 'userspace') {
+    assert.equal(term.outcome.exitReason, KVM_EXIT.SYSTEM_EVENT);
+    assert.deepEqual(term.outcome.systemEvent, {
+      type: KVM_SYSTEM_EVENT_SEV_TERM,
+      data: [BigInt(ghcbGpaOf(0))],
+    });
+    assert.equal(term.outcome.layer, 'guest');
+  }
+  assert.equal(term.outcome.vmStopped, true);
+  assert.equal(bsp.run(halt).kind, 'vm-stopped');
 });
 
 test('before ad5b353240c8 (RFC v4, v5) a validation failure is KVM_RUN -EINVAL with KVM_EXIT_INTERNAL_ERROR', () => {
