@@ -93,6 +93,19 @@ export function isZero(b: Uint8Array, from = 0, to = b.length): boolean {
 
 // ---- decoded command buffers ---------------------------------------------------------------
 
+/**
+ * Flag bits of the first dword of SNP_INIT_EX's buffer [LX] include/linux/psp-sev.h
+ * `struct sev_data_snp_init_ex` (bits 31:5 reserved). Which of them a firmware knows is
+ * `FirmwareProfile.initExFlagsMask` (FW 1.55.25: INIT_RMP | LIST_PADDR_EN).
+ */
+export const InitExFlag = Object.freeze({
+  INIT_RMP: 0x1,
+  LIST_PADDR_EN: 0x2,
+  RAPL_DIS: 0x4,
+  CIPHERTEXT_HIDING_EN: 0x8,
+  TIO_EN: 0x10,
+} as const);
+
 export interface InitExBuffer {
   readonly initRmp: boolean;
   readonly listPaddrEn: boolean;
@@ -106,8 +119,8 @@ export interface InitExBuffer {
 export function decodeInitEx(b: Uint8Array): InitExBuffer {
   const flags = u32(b, 0x00);
   return {
-    initRmp: (flags & 1) !== 0,
-    listPaddrEn: (flags & 2) !== 0,
+    initRmp: (flags & InitExFlag.INIT_RMP) !== 0,
+    listPaddrEn: (flags & InitExFlag.LIST_PADDR_EN) !== 0,
     flags,
     rsvd1: u32(b, 0x04),
     listPaddr: u64(b, 0x08),
@@ -125,7 +138,13 @@ export interface InitExInput {
 export function encodeInitEx(i: InitExInput): Uint8Array {
   const b = new Uint8Array(Layouts.initEx.size);
   const listEn = i.listPaddr !== undefined;
-  putU32(b, 0x00, (i.initRmp === false ? 0 : 1) | (listEn ? 2 : 0) | (i.extraFlags ?? 0));
+  putU32(
+    b,
+    0x00,
+    (i.initRmp === false ? 0 : InitExFlag.INIT_RMP) |
+      (listEn ? InitExFlag.LIST_PADDR_EN : 0) |
+      (i.extraFlags ?? 0),
+  );
   putU64(b, 0x08, i.listPaddr ?? 0);
   putU16(b, 0x10, i.maxSnpAsid ?? 0);
   return b;

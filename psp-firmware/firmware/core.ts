@@ -14,7 +14,7 @@ import { PageState } from '../rmp/page-state.js';
 import type { Rmp } from '../rmp/table.js';
 import type { GuestContextPage } from './guest-context.js';
 import type { FirmwareProfile } from './profile.js';
-import type { AsidTable, PlatformFirmwareState } from './state.js';
+import { type AsidTable, type PlatformFirmwareState, SnpPlatformState } from './state.js';
 import { SevStatus } from './status.js';
 
 /**
@@ -190,7 +190,7 @@ export function lookupGctx(
 
 /** "needs INIT": INVALID_PLATFORM_STATE unless the SNP platform state is INIT. */
 export function needsInit(fw: FirmwareCore): number {
-  return fw.state.snpState === 1
+  return fw.state.snpState === SnpPlatformState.INIT
     ? SevStatus.SUCCESS
     : fw.fail(SevStatus.INVALID_PLATFORM_STATE, 'the SNP platform is not in the INIT state');
 }

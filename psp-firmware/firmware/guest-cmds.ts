@@ -144,7 +144,7 @@ export function snpGuestStatus(fw: FirmwareCore, b: Uint8Array): number {
   const out = u64(b, 8);
   if ((gctx & ADDR_RESERVED_MASK) !== 0n)
     return fw.fail(SevStatus.INVALID_PARAM, `gctx ${hex(gctx)} has bits 11:0 set`);
-  if (Number(out & 0xfffn) + SNP_GUEST_STATUS_SIZE > PAGE_SIZE) {
+  if (Number(out & ADDR_RESERVED_MASK) + SNP_GUEST_STATUS_SIZE > PAGE_SIZE) {
     return fw.fail(SevStatus.INVALID_PARAM, `status buffer at ${hex(out)} crosses a page boundary`);
   }
   const st = needsInit(fw);

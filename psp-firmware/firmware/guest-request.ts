@@ -222,7 +222,7 @@ export function snpGuestRequest(fw: FirmwareCore, b: Uint8Array): number {
   if (ctx.snpState !== SnpGuestState.RUNNING) {
     return fw.fail(SevStatus.INVALID_GUEST_STATE, 'GUEST_REQUEST needs a RUNNING guest');
   }
-  const reqOff = Number(reqAddr & 0xfffn);
+  const reqOff = Number(reqAddr & ADDR_RESERVED_MASK);
   if (reqOff > PAGE_SIZE - GUEST_MSG_HDR_SIZE)
     return fw.fail(SevStatus.INVALID_PARAM, 'request header crosses a page');
   const reqSpa = spaOf(fw, reqAddr);
@@ -290,7 +290,7 @@ export function snpGuestRequest(fw: FirmwareCore, b: Uint8Array): number {
     default:
       return fw.fail(SevStatus.INVALID_PARAM, `MSG_TYPE ${h.msgType} is not a request type`);
   }
-  const rspOff = Number(rspAddr & 0xfffn);
+  const rspOff = Number(rspAddr & ADDR_RESERVED_MASK);
   if (rspOff + GUEST_MSG_HDR_SIZE + rsp.length > PAGE_SIZE) {
     return fw.fail(SevStatus.INVALID_PARAM, 'response message would cross the response page');
   }

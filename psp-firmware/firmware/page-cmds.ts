@@ -38,7 +38,7 @@ export function snpPageReclaim(fw: FirmwareCore, b: Uint8Array): number {
   if ((raw & ADDR_RECLAIM_RESERVED_MASK) !== 0n) {
     return fw.fail(SevStatus.INVALID_PARAM, `PAGE_RECLAIM ${hex(raw)}: reserved bits 11:1 set`);
   }
-  const addr = raw & ~0xfffn;
+  const addr = raw & ~ADDR_RESERVED_MASK;
   const size = Number(raw & 1n) as 0 | 1;
   const st = needsInit(fw);
   if (st !== SevStatus.SUCCESS) return st;

@@ -14,6 +14,7 @@ import {
   decodeShutdownEx,
   encodePlatformStatus,
   FEATURE_INFO_SIZE,
+  InitExFlag,
   Layouts,
   putU32,
   RANGE_LIST_HEADER_SIZE,
@@ -23,7 +24,15 @@ import {
   u32,
   u64,
 } from './buffers.js';
-import { type FirmwareCore, hex, lookupPage, readMemory, spaOf, writeMemory } from './core.js';
+import {
+  ADDR_RESERVED_MASK,
+  type FirmwareCore,
+  hex,
+  lookupPage,
+  readMemory,
+  spaOf,
+  writeMemory,
+} from './core.js';
 import { decodeTcb, encodeTcb, tcbExceeds } from './profile.js';
 import { LegacySevState, SnpPlatformState } from './state.js';
 import { SevStatus } from './status.js';
@@ -128,7 +137,8 @@ function configureRmp(fw: FirmwareCore, listPaddr: bigint | null): void {
   }
   fillRange(fw, memPages, rmp.coveredPages - 1, W0_HV_FIXED, 0);
   if (listPaddr !== null) {
-    for (const [a, b] of walkRangeList(fw, listPaddr, 0xfffn).ranges) fillRange(fw, a, b, W0_HV_FIXED, 0);
+    for (const [a, b] of walkRangeList(fw, listPaddr, ADDR_RESERVED_MASK).ranges)
+      fillRange(fw, a, b, W0_HV_FIXED, 0);
   }
   fillRange(fw, HT_HOLE_BASE / PAGE_SIZE, Math.floor(HT_HOLE_END / PAGE_SIZE), W0_HV_FIXED, 0);
   const { rmpBase, rmpEnd } = fw.platform;
@@ -200,7 +210,7 @@ const SYSCFG_REQUIRED: readonly (readonly [bigint, string])[] = [
 function initCommon(fw: FirmwareCore, b: Uint8Array | null): number {
   const ex = b === null ? null : decodeInitEx(b);
   if (ex) {
-    const cipherHiding = (fw.profile.initExFlagsMask & 0x8) !== 0;
+    const cipherHiding = (fw.profile.initExFlagsMask & InitExFlag.CIPHERTEXT_HIDING_EN) !== 0;
     if (
       (ex.flags & ~fw.profile.initExFlagsMask) !== 0 ||
       ex.rsvd1 !== 0 ||
@@ -308,7 +318,7 @@ function outputPageState(fw: FirmwareCore, addr: bigint, what: string): number {
 
 export function snpPlatformStatus(fw: FirmwareCore, b: Uint8Array): number {
   const addr = u64(b, 0);
-  if (Number(addr & 0xfffn) + SNP_PLATFORM_STATUS_SIZE > PAGE_SIZE) {
+  if (Number(addr & ADDR_RESERVED_MASK) + SNP_PLATFORM_STATUS_SIZE > PAGE_SIZE) {
     return fw.fail(SevStatus.INVALID_PARAM, `status buffer at ${hex(addr)} crosses a page boundary`);
   }
   const st = outputPageState(fw, addr, 'status');
@@ -374,7 +384,7 @@ export function snpFeatureInfo(fw: FirmwareCore, b: Uint8Array): number {
   }
   const ecxIn = u32(b, 4);
   const addr = u64(b, 8);
-  if ((addr & 3n) !== 0n || PAGE_SIZE - Number(addr & 0xfffn) < FEATURE_INFO_SIZE) {
+  if ((addr & 3n) !== 0n || PAGE_SIZE - Number(addr & ADDR_RESERVED_MASK) < FEATURE_INFO_SIZE) {
     return fw.fail(
       SevStatus.INVALID_ADDRESS,
       `SNP_FEATURE_INFO: output ${hex(addr)} misaligned or crossing a page`,

@@ -7,6 +7,7 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { InitExFlag } from './buffers.js';
 
 /** A TCB_VERSION (firmware-rmp.md §D.5). `fmc` exists only in the Turin layout. */
 export interface TcbVersion {
@@ -209,7 +210,7 @@ export const GENOA_FIRMWARE: FirmwareProfile = Object.freeze({
   sockets: 1,
   ccxCount: 12,
   policyReservedMask: 0xffff_ffff_ffe0_0000n, // [FW 1.55.25] bits 63:21 reserved (firmware-rmp.md §E.5)
-  initExFlagsMask: 0x3, // [FW snp_mcmd_init_ex_t] init_rmp b0, list_paddr_en b1, bits 31:2 reserved
+  initExFlagsMask: InitExFlag.INIT_RMP | InitExFlag.LIST_PADDR_EN, // [FW snp_mcmd_init_ex_t] bits 31:2 reserved
   x86SnpShutdown: true,
   secretsPageVersion: 3, // [FW] SNP_LAUNCH_UPDATE_SECRETS_PAGE_VERSION
   tscFactor: (100000 - 99600) / 2, // [FW] TSC_FACTOR_GENOA
