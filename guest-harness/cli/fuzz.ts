@@ -15,8 +15,8 @@ import {
   runFuzz,
 } from '../experiment/index.js';
 import { DEFAULT_POLICY, DEFAULT_PROFILE } from '../model-guest/index.js';
+import { intOption, replayLine, seedAndPath } from './campaign-options.js';
 import type { CliCommand, CliIo } from './command.js';
-import { intOption, seedAndPath, shellLine } from './search.js';
 
 const DEFAULT_RUNS = 200;
 const DEFAULT_SECONDS = 60;
@@ -70,9 +70,9 @@ async function runFuzzCommand(argv: readonly string[], io: CliIo): Promise<numbe
     throw usage((error as Error).message);
   }
   const v = parsed.values;
-  const runs = intOption('--runs', v.runs, 1, 100_000_000) ?? DEFAULT_RUNS;
-  const seconds = intOption('--seconds', v.seconds, 1, 31_536_000) ?? DEFAULT_SECONDS;
-  const maxCommands = intOption('--max-commands', v['max-commands'], 1, 1000);
+  const runs = intOption('--runs', v.runs, 1, 100_000_000, usage) ?? DEFAULT_RUNS;
+  const seconds = intOption('--seconds', v.seconds, 1, 31_536_000, usage) ?? DEFAULT_SECONDS;
+  const maxCommands = intOption('--max-commands', v['max-commands'], 1, 1000, usage);
   const { seed, path } = seedAndPath(v.seed, v.path, usage);
   if (v.mutant !== undefined && !Object.hasOwn(MUTANTS, v.mutant)) {
     throw usage(`--mutant ${v.mutant}: unknown; one of ${Object.keys(MUTANTS).join(', ')}`);
@@ -116,18 +116,13 @@ async function runFuzzCommand(argv: readonly string[], io: CliIo): Promise<numbe
     );
     return ExitCode.OK;
   }
-  const keep = argv.filter(
-    (arg, i) =>
-      !['--seed', '--path', '--runs', '--seconds'].includes(arg) &&
-      !['--seed', '--path', '--runs', '--seconds'].includes(argv[i - 1] ?? ''),
-  );
   io.stdout.write(
     [
       `VIOLATION of ${x.invariant}: ${INVARIANTS[x.invariant]}`,
       `  ${x.detail.split('\n').join('\n  ')}`,
       `found in run ${x.runsBefore} after ${stats}; shrunk ${x.shrinks} times to ${x.operations.length} operation${x.operations.length === 1 ? '' : 's'}:`,
       ...x.operations.map((o, i) => `  ${i + 1}. ${o}`),
-      `replay: snpsim fuzz ${shellLine([...keep, '--seed', String(seed), '--path', x.path])}`,
+      `replay: ${replayLine('fuzz', argv, ['--seed', '--path', '--runs', '--seconds'], seed, x.path)}`,
       '',
     ].join('\n'),
   );

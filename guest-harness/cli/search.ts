@@ -12,7 +12,6 @@ import {
   modelSide,
   parsePolicySpec,
   parseProfileSpec,
-  REPLAY_PATTERN,
   type SearchSide,
   searchDivergence,
   targetSide,
@@ -20,6 +19,7 @@ import {
 import { DEFAULT_PROFILE, type NamedPolicy, type NamedProfile } from '../model-guest/index.js';
 import { parseInteger, parseTargetSpec, type ScenarioTarget, type TargetSpec } from '../runner/index.js';
 import { DEFAULT_STEP_TIMEOUT_MS } from '../targets/ssh-target.js';
+import { intOption, replayLine, seedAndPath } from './campaign-options.js';
 import type { CliCommand, CliIo } from './command.js';
 import { SSH_PARSE_OPTIONS, type SshCliOptions, sshOptionsFromArgs, sshUsage } from './ssh-options.js';
 
@@ -69,46 +69,6 @@ function usage(message: string): SnpsimError {
   return new SnpsimError(SnpsimErrorCode.USAGE, `${message} (see snpsim search --help)`);
 }
 
-/** A whole number in [min, max]; undefined when absent. */
-export function intOption(
-  flag: string,
-  text: string | undefined,
-  min: number,
-  max: number,
-): number | undefined {
-  if (text === undefined) return undefined;
-  const v = /^-?[0-9]{1,10}$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(v) || v < min || v > max)
-    throw usage(`${flag} ${JSON.stringify(text)}: expected a whole number in ${min}..${max}`);
-  return v;
-}
-
-/**
- * `--seed` (default: a fresh 32-bit seed, printed so the run can be replayed) and `--path` (a replay
- * token a run printed; only with the seed it belongs to).
- */
-export function seedAndPath(
-  seedText: string | undefined,
-  path: string | undefined,
-  usage: (message: string) => SnpsimError,
-): { readonly seed: number; readonly path?: string } {
-  const seed =
-    intOption('--seed', seedText, -0x8000_0000, 0xffff_ffff) ??
-    (Date.now() ^ Math.floor(Math.random() * 0x1_0000_0000)) | 0;
-  if (path === undefined) return { seed };
-  if (!REPLAY_PATTERN.test(path))
-    throw usage(
-      `--path ${path}: expected the token a run printed (numbers separated by ':', then @ and the commands' path)`,
-    );
-  if (seedText === undefined) throw usage('--path replays a run of a given --seed');
-  return { seed, path };
-}
-
-/** The command line again, as a shell would take it back. */
-export function shellLine(args: readonly string[]): string {
-  return args.map((a) => (/^[A-Za-z0-9_./:=,@+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-}
-
 function one<T>(items: readonly T[], flag: string, text: string): T {
   if (items.length !== 1) throw usage(`${flag} '${text}' names ${items.length} configurations; give one`);
   return items[0]!;
@@ -147,8 +107,8 @@ export function parseSearchArgs(argv: readonly string[]): SearchArgs {
   const compared = v.compare ?? 'guest';
   if (compared !== 'guest' && compared !== 'model')
     throw usage(`--compare ${compared}: expected guest or model`);
-  const runs = intOption('--runs', v.runs, 1, 1_000_000) ?? 100;
-  const maxCommands = intOption('--max-commands', v['max-commands'], 1, 64) ?? 10;
+  const runs = intOption('--runs', v.runs, 1, 1_000_000, usage) ?? 100;
+  const maxCommands = intOption('--max-commands', v['max-commands'], 1, 64, usage) ?? 10;
   const { seed, path } = seedAndPath(v.seed, v.path, usage);
   let ssh: SshCliOptions;
   try {
@@ -250,11 +210,6 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
     io.stderr.write(`no divergence in ${result.runs} sequences (seed ${seed})\n`);
     return ExitCode.OK;
   }
-  const keep = argv.filter(
-    (arg, i) =>
-      !['--seed', '--path', '--runs'].includes(arg) &&
-      !['--seed', '--path', '--runs'].includes(argv[i - 1] ?? ''),
-  );
   const first = f.differences[0]!;
   io.stderr.write(
     [
@@ -262,7 +217,7 @@ async function runSearch(argv: readonly string[], io: CliIo): Promise<number> {
       ...f.commands.map((c) => `  ${c}`),
       `first difference: ${describeDifference(first, f.differences.length - 1, [a.name, b.name])}`,
       `reproduced by the scenario on stdout: ${f.reproduced ? 'yes' : 'NO (the target answered differently when run again)'}`,
-      `replay: snpsim search ${shellLine([...keep, '--seed', String(seed), '--path', f.path])}`,
+      `replay: ${replayLine('search', argv, ['--seed', '--path', '--runs'], seed, f.path)}`,
       '',
     ].join('\n'),
   );

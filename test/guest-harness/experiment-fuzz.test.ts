@@ -178,7 +178,7 @@ test('snpsim fuzz: passes on the defaults (exit 0), prints a shrunk counterexamp
 
   const bad = buffers();
   const code = await main(
-    ['fuzz', '--mutant', 'rmpupdate-ignores-immutable', '--seed', '1', '--runs', '100', '--quiet'],
+    ['fuzz', '--mutant', 'rmpupdate-ignores-immutable', '--seed=1', '--runs=100', '--quiet'],
     bad.io,
   );
   assert.equal(code, ExitCode.DIFFERENCES);
@@ -189,6 +189,12 @@ test('snpsim fuzz: passes on the defaults (exit 0), prints a shrunk counterexamp
   assert.match(bad.out(), /shrunk \d+ times to \d+ operations?:\n {2}1\. /);
   const replay = /replay: snpsim fuzz (.*)\n/.exec(bad.out())?.[1]?.split(' ');
   assert.ok(replay?.includes('--path'));
+  // The replay line gives the seed once, and drops the run budget whichever way it was written.
+  assert.deepEqual(
+    replay?.filter((a) => a.startsWith('--seed') || a.startsWith('--runs')),
+    ['--seed'],
+    replay?.join(' '),
+  );
   const again = buffers();
   assert.equal(await main(['fuzz', ...replay!], again.io), ExitCode.DIFFERENCES);
   assert.match(again.out(), /VIOLATION of immutable-unchanged/);
@@ -210,5 +216,16 @@ test('snpsim fuzz: usage errors exit 2', async () => {
     const b = buffers();
     assert.equal(await main(['fuzz', ...args], b.io), ExitCode.USAGE, args.join(' '));
     assert.match(b.err(), message);
+  }
+  // Errors of the options fuzz shares with search point at fuzz's own help.
+  for (const args of [
+    ['--runs', '0'],
+    ['--seed', 'x'],
+    ['--max-commands', '1001'],
+    ['--path', '1:2'],
+  ]) {
+    const b = buffers();
+    assert.equal(await main(['fuzz', ...args], b.io), ExitCode.USAGE, args.join(' '));
+    assert.match(b.err(), /\(see snpsim fuzz --help\)\n$/, args.join(' '));
   }
 });

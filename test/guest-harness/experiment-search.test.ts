@@ -225,6 +225,7 @@ test('snpsim search: usage errors exit 2', async () => {
     const b = buffers();
     assert.equal(await main(['search', ...args], b.io), ExitCode.USAGE, args.join(' '));
     assert.match(b.err(), message);
+    assert.match(b.err(), /\(see snpsim search --help\)\n$/);
     assert.equal(b.out(), '');
   }
 });
