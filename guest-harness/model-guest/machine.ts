@@ -11,8 +11,10 @@
  */
 
 import type { GhcbValidField } from '../protocol/index.js';
+import { RMPADJUST_RDX_CLEAR_VMSA, RMPADJUST_RDX_SET_VMSA } from '../scenario/index.js';
 import {
   AccessKind,
+  APIC_SPIV_APIC_ENABLED,
   createSnpSystem,
   GHCB_FIELD,
   GHCB_HV_FT,
@@ -30,6 +32,7 @@ import {
   ghcbBitmapIndex,
   type HostPolicy,
   INITIAL_VMSA_GPA,
+  KVM_ERRNO,
   Kvm,
   PAGE_SIZE,
   type PlatformProfile,
@@ -39,6 +42,7 @@ import {
   SNP_PAGE_STATE_SHARED,
   type SnpSystem,
   SVM_VMGEXIT,
+  SVM_VMGEXIT_AP_CREATE,
   snpLaunchFinish,
   snpLaunchStart,
   termRequest,
@@ -67,10 +71,12 @@ export const DEFAULT_SEV_STATUS = 0x7n;
 const LAUNCH_POLICY = 0x30000n;
 /** CALL_FUNCTION_SINGLE_VECTOR: the IPI Linux's CPU hotplug sends. // [LX] arch/x86/include/asm/irq_vectors.h */
 export const CALL_FUNCTION_SINGLE_VECTOR = 0xfb;
-/** APIC_SPIV_APIC_ENABLED | spurious vector 0xff: what Linux writes to bring its APIC up. // [LX] apic.c */
-const SVR_ENABLED = 0x1ff;
+/** SPURIOUS_APIC_VECTOR. // [LX] arch/x86/include/asm/irq_vectors.h */
+const SPURIOUS_APIC_VECTOR = 0xff;
+/** What Linux writes to bring its APIC up: APIC_SPIV_APIC_ENABLED | the spurious vector. // [LX] apic.c */
+const SVR_ENABLED = APIC_SPIV_APIC_ENABLED | SPURIOUS_APIC_VECTOR;
 /** SVR with the APIC software-disabled (Linux's disable_local_APIC on the way down). */
-const SVR_DISABLED = 0xff;
+const SVR_DISABLED = SPURIOUS_APIC_VECTOR;
 /** GHCB usage 0 (the default usage the NAE events use). // [LX] GHCB_DEFAULT_USAGE */
 const GHCB_DEFAULT_USAGE = 0;
 /**
@@ -159,13 +165,14 @@ class PageAllocator {
 
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
 
-/** Linux errno values the kernel's CPU hotplug returns. // [LX] include/uapi/asm-generic/errno*.h */
+/**
+ * Linux errno values the guest kernel, the module and the agent return: KVM's table (host layer)
+ * plus the ones only the guest side uses. // [LX] include/uapi/asm-generic/errno-base.h, errno.h
+ */
 export const ERRNO = Object.freeze({
+  ...KVM_ERRNO,
   ENOENT: 2,
-  EIO: 5,
-  ENOMEM: 12,
-  EBUSY: 16,
-  EINVAL: 22,
+  EACCES: 13,
   EOPNOTSUPP: 95,
 } as const);
 
@@ -669,7 +676,7 @@ export class Machine {
       value: 0,
     }));
     if (isStopped(filled)) return filled;
-    const set = this.rmpadjust(0, vmsaGpa, 0, 0x10001n);
+    const set = this.rmpadjust(0, vmsaGpa, 0, RMPADJUST_RDX_SET_VMSA);
     if (isStopped(set)) return set;
     if (set.eax !== 0) {
       this.freePages(vmsaGpa);
@@ -680,7 +687,7 @@ export class Machine {
       0,
       {
         sw_exit_code: SVM_VMGEXIT.AP_CREATION,
-        sw_exit_info_1: (BigInt(cpu.apicId) << 32n) | 1n,
+        sw_exit_info_1: (BigInt(cpu.apicId) << 32n) | BigInt(SVM_VMGEXIT_AP_CREATE),
         sw_exit_info_2: BigInt(vmsaGpa),
         rax: sevFeatures,
       },
@@ -689,7 +696,7 @@ export class Machine {
     if (isStopped(r)) return r;
     if ((r.info1 & 0xffff_ffffn) !== 0n) {
       // "SNP AP Creation error": snp_cleanup_vmsa, the page is freed only if the VMSA bit cleared.
-      const clear = this.rmpadjust(0, vmsaGpa, 0, 0x1n);
+      const clear = this.rmpadjust(0, vmsaGpa, 0, RMPADJUST_RDX_CLEAR_VMSA);
       if (!isStopped(clear) && clear.eax === 0) this.freePages(vmsaGpa);
       return ERRNO.EINVAL;
     }
@@ -697,7 +704,7 @@ export class Machine {
     cpu.linuxVmsaGpa = vmsaGpa;
     cpu.phase = 'booting';
     if (previous !== undefined) {
-      const clear = this.rmpadjust(0, previous, 0, 0x1n);
+      const clear = this.rmpadjust(0, previous, 0, RMPADJUST_RDX_CLEAR_VMSA);
       if (isStopped(clear)) return clear;
       if (clear.eax === 0) this.freePages(previous);
     }

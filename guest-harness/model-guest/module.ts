@@ -12,33 +12,27 @@ import type {
   VmsaMemory,
   VmsaPlacement,
 } from '../protocol/index.js';
-import { defaultValid } from '../scenario/index.js';
+import { defaultValid, RMPADJUST_RDX_CLEAR_VMSA } from '../scenario/index.js';
 import {
   GENMASK_51_0,
   GHCB_MSR,
   GHCB_MSR_HV_FT_POS,
   GHCB_MSR_INFO_MASK,
+  KVM_HC_KICK_CPU,
   PAGE_SIZE,
   pscRequest,
+  RmpStatus,
   SNP_PAGE_STATE_PRIVATE,
   SNP_PAGE_STATE_SHARED,
+  SVM_EXIT,
   SVM_VMGEXIT,
+  SVM_VMGEXIT_AP_DESTROY,
 } from './host-api.js';
-import { type GuestStopped, isStopped, type Machine, VALID_FIELD } from './machine.js';
+import { ERRNO as E, type GuestStopped, isStopped, type Machine, VALID_FIELD } from './machine.js';
 import { buildVmsa, fitsWidth, stubPage, VMSA_FIELD_LAYOUT, VMSA_SIZE, writeBytes } from './vmsa.js';
 
 /** 2 MiB = 2^9 pages. // snpsim_vmsa.c SNPSIM_ORDER_2M */
 const ORDER_2M = 9;
-/** RMPADJUST RDX clearing the VMSA bit (target VMPL1, no permissions). // [LX] snp_set_vmsa() */
-const RMPADJUST_CLEAR = 0x1n;
-/** FAIL_SIZEMISMATCH. // [LX] PVALIDATE_FAIL_SIZEMISMATCH */
-const FAIL_SIZEMISMATCH = 6;
-/** KVM_HC_KICK_CPU. // [LX] include/uapi/linux/kvm_para.h */
-const KVM_HC_KICK_CPU = 5n;
-/** SVM_EXIT_VMMCALL. // [LX] arch/x86/include/uapi/asm/svm.h */
-const SVM_EXIT_VMMCALL = 0x81n;
-/** Linux errno values the module and agent return. // [LX] include/uapi/asm-generic/errno-base.h */
-const E = Object.freeze({ ENOENT: 2, EIO: 5, EAGAIN: 11, ENOMEM: 12, EACCES: 13, EINVAL: 22 } as const);
 
 /** Module refusal reasons as the agent writes them (snpsim_proto.c sp_module_reasons). */
 type Reason =
@@ -138,6 +132,7 @@ export class SnpsimModule {
       case 'sev-info': {
         const msr = m.msrProtocol(0, GHCB_MSR.SEV_INFO_REQ);
         if (isStopped(msr)) return msr;
+        // GHCB_MSR_SEV_INFO: [63:48] max, [47:32] min protocol version, [31:24] C-bit. // [LX] sev-common.h
         return {
           status: 'ok',
           verb: 'sev-info',
@@ -174,8 +169,8 @@ export class SnpsimModule {
         const r = m.naeCall(
           0,
           {
-            sw_exit_code: SVM_EXIT_VMMCALL,
-            rax: KVM_HC_KICK_CPU,
+            sw_exit_code: BigInt(SVM_EXIT.VMMCALL),
+            rax: BigInt(KVM_HC_KICK_CPU),
             rbx: 0n,
             rcx: BigInt(request.apic),
             rdx: 0n,
@@ -424,7 +419,7 @@ export class SnpsimModule {
     const rax = request.rax ?? page?.sevFeatures ?? 0n;
     const valid = (request.valid ?? defaultValid(request.request)).map((v) => VALID_FIELD[v]);
     // Anything but a DESTROY may make the hypervisor run the page at SW_EXITINFO2 on that vCPU.
-    if (exitCode === SVM_VMGEXIT.AP_CREATION && (info1 & 0xffffn) !== 2n)
+    if (exitCode === SVM_VMGEXIT.AP_CREATION && (info1 & 0xffffn) !== BigInt(SVM_VMGEXIT_AP_DESTROY))
       this.#referencedBy(info2, Number(info1 >> 32n));
     // snpsim_kernel_ghcb: the GHCB is the page whose GPA the GHCB MSR holds (0x000 or 0x013).
     const bsp = m.cpus[0]!;
@@ -498,7 +493,7 @@ export class SnpsimModule {
       if (eax !== 0) return keep({ status: 'ok', verb: 'vmsa-free', eax, freed: 0 });
       p.adjusted2m = false;
     }
-    const clear = m.rmpadjust(0, p.gpa, 0, RMPADJUST_CLEAR);
+    const clear = m.rmpadjust(0, p.gpa, 0, RMPADJUST_RDX_CLEAR_VMSA);
     if (isStopped(clear)) return clear;
     if (clear.eax !== 0) return keep({ status: 'ok', verb: 'vmsa-free', eax: clear.eax, freed: 0 });
     if (p.stubGpa !== undefined) m.freePages(p.stubGpa);
@@ -510,11 +505,11 @@ export class SnpsimModule {
   /** snpsim_clear_2m: 2 MiB clear, or per 4 KiB page when the entry was smashed. */
   #clear2m(p: ModulePage): number | GuestStopped {
     const m = this.#machine;
-    const whole = m.rmpadjust(0, p.blockGpa, 1, RMPADJUST_CLEAR);
+    const whole = m.rmpadjust(0, p.blockGpa, 1, RMPADJUST_RDX_CLEAR_VMSA);
     if (isStopped(whole)) return whole;
-    if (whole.eax !== FAIL_SIZEMISMATCH) return whole.eax;
+    if (whole.eax !== RmpStatus.FAIL_SIZEMISMATCH) return whole.eax;
     for (let i = 0; i < 2 ** p.order; i++) {
-      const r = m.rmpadjust(0, p.blockGpa + i * PAGE_SIZE, 0, RMPADJUST_CLEAR);
+      const r = m.rmpadjust(0, p.blockGpa + i * PAGE_SIZE, 0, RMPADJUST_RDX_CLEAR_VMSA);
       if (isStopped(r)) return r;
       if (r.eax !== 0) return r.eax;
     }

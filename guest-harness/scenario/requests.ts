@@ -3,6 +3,7 @@
  * agent executes (guest-harness/agent/PROTOCOL.md, version 1), so a step has one meaning on every
  * target. Values are typed here (bigint for 64-bit register values); the protocol codec formats them.
  */
+import { RMPADJUST_VMSA } from '../../psp-firmware/index.js';
 import type { AgentRequest, GhcbValidField, VmsaField } from '../protocol/index.js';
 import type { LoadedScenario } from './loader.js';
 import {
@@ -16,15 +17,18 @@ import {
   VALID_FIELDS,
 } from './schema.js';
 
-/** RMPADJUST RDX values used by Linux. // [LX] arch/x86/coco/sev/core.c snp_set_vmsa(): 1 | RMPADJUST_VMSA_PAGE_BIT */
-export const RMPADJUST_RDX_SET_VMSA = 0x10001n;
+/** RMPADJUST RDX target VMPL1 (bits 7:0), no permissions. // [LX] arch/x86/coco/sev/core.c snp_set_vmsa() */
+const RMPADJUST_TARGET_VMPL1 = 0x1n;
+/** RMPADJUST RDX used by Linux: target VMPL1 | RMPADJUST_VMSA_PAGE_BIT (0x10001). // [LX] snp_set_vmsa() */
+export const RMPADJUST_RDX_SET_VMSA = RMPADJUST_TARGET_VMPL1 | RMPADJUST_VMSA;
 /** Target VMPL1, no permissions, VMSA bit clear. // [LX] snp_cleanup_vmsa() */
-export const RMPADJUST_RDX_CLEAR_VMSA = 0x1n;
+export const RMPADJUST_RDX_CLEAR_VMSA = RMPADJUST_TARGET_VMPL1;
 /** Default wait for the AP stub marker, milliseconds. */
 export const DEFAULT_MARKER_TIMEOUT_MS = 500;
 
+/** A scenario's 64-bit value (an integer, or a `0x…` string the schema checked) as a bigint. */
 export function u64(value: U64): bigint {
-  return typeof value === 'number' ? BigInt(value) : BigInt(value);
+  return BigInt(value);
 }
 
 /** The request code of an ap-creation step (SW_EXITINFO1[15:0] in the protocol). */
@@ -37,7 +41,7 @@ export function apRequestCode(request: StepOf<'ap-creation'>['request']): number
  * snpsim_proto.c applies the same rule to every request code, so request 3+ gets RAX too).
  */
 export function defaultValid(code: number): readonly GhcbValidField[] {
-  return code === 2 ? VALID_FIELDS.filter((f) => f !== 'rax') : VALID_FIELDS;
+  return code === AP_REQUESTS.destroy ? VALID_FIELDS.filter((f) => f !== 'rax') : VALID_FIELDS;
 }
 
 type ApFields = Omit<StepOf<'ap-creation'>, 'op' | 'id' | 'note' | 'expect' | 'expectPolicy'>;

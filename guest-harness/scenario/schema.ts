@@ -5,7 +5,12 @@
  * `schemas/scenario.schema.json` (see json-schema.ts) so editors complete scenario files.
  */
 import { type Static, type TOptional, type TProperties, Type } from '@sinclair/typebox';
-import { KVM_MP_STATE } from '../../host/index.js';
+import {
+  KVM_MP_STATE,
+  SVM_VMGEXIT_AP_CREATE,
+  SVM_VMGEXIT_AP_CREATE_ON_INIT,
+  SVM_VMGEXIT_AP_DESTROY,
+} from '../../host/index.js';
 import { GHCB_VALID_FIELDS, VMSA_FIELDS, type VmsaField } from '../protocol/index.js';
 
 /** A token as the agent protocol allows it in a value position (PROTOCOL.md "Framing"). */
@@ -231,10 +236,11 @@ export const PvalidateStep = step('pvalidate', 'PVALIDATE the page; observes eax
   ),
 });
 
+/** AP Creation request names and codes (SW_EXITINFO1[15:0]); the host's SVM_VMGEXIT_AP_* values. */
 export const AP_REQUESTS = Object.freeze({
-  'create-on-init': 0, // [LX] arch/x86/include/uapi/asm/svm.h SVM_VMGEXIT_AP_CREATE_ON_INIT
-  create: 1, // SVM_VMGEXIT_AP_CREATE
-  destroy: 2, // SVM_VMGEXIT_AP_DESTROY
+  'create-on-init': SVM_VMGEXIT_AP_CREATE_ON_INIT,
+  create: SVM_VMGEXIT_AP_CREATE,
+  destroy: SVM_VMGEXIT_AP_DESTROY,
 } as const);
 export type ApRequestName = keyof typeof AP_REQUESTS;
 
