@@ -14,6 +14,8 @@
 import {
   GHCB_MSR,
   GHCB_MSR_PSC_RESP_ERROR,
+  pscRequestGfn,
+  pscRequestOp,
   SNP_PAGE_STATE_PRIVATE,
   SNP_PAGE_STATE_SHARED,
 } from './ghcb/msr-protocol.js';
@@ -48,9 +50,9 @@ export function mapGpaRange(vm: Vm, gfn: number, npages: number, toPrivate: bool
 
 /** GHCB_MSR_PSC_REQ: the response MSR value (PSC_RESP 0x015 with 0, or PSC_RESP_ERROR). */
 export function pscMsr(vm: Vm, msr: bigint): bigint {
-  const gfn = Number((msr >> 12n) & ((1n << 40n) - 1n));
-  const op = Number((msr >> 52n) & 0xfn);
+  const op = pscRequestOp(msr);
   if (op !== SNP_PAGE_STATE_PRIVATE && op !== SNP_PAGE_STATE_SHARED) return GHCB_MSR_PSC_RESP_ERROR;
+  const gfn = Number(pscRequestGfn(msr));
   return mapGpaRange(vm, gfn, 1, op === SNP_PAGE_STATE_PRIVATE) ? GHCB_MSR.PSC_RESP : GHCB_MSR_PSC_RESP_ERROR;
 }
 

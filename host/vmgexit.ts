@@ -33,6 +33,7 @@ import {
   GHCB_MSR_TERM_REASON_SET_MASK,
   GHCB_MSR_TERM_REASON_SET_POS,
   getMsrBits,
+  msrInfo,
   setMsrBits,
   sevInfoResponse,
 } from './ghcb/msr-protocol.js';
@@ -126,11 +127,19 @@ export function emulateHalt(vcpu: Vcpu, state: number): void {
   else setMpState(vcpu, state);
 }
 
+/**
+ * KVM's response to an MSR-protocol request, built on the request value with two set_ghcb_msr_bits
+ * calls: GHCBData (GENMASK_ULL(51, 0) at `pos`) := `data`, then GHCBInfo := `code`.
+ */
+function msrResponse(request: bigint, data: bigint, pos: bigint, code: bigint): bigint {
+  return setMsrBits(setMsrBits(request, data, GENMASK_51_0, pos), code, GHCB_MSR_INFO_MASK, 0n);
+}
+
 /** sev_handle_vmgexit_msr_protocol. */
 function msrProtocol(vcpu: Vcpu, events: RunEvent[]): RunOutcome {
   const { vm } = vcpu;
   const request = vcpu.ghcbMsr;
-  const info = request & GHCB_MSR_INFO_MASK;
+  const info = msrInfo(request);
   const done = (detail: string, notModelled?: string): RunOutcome =>
     resumed(events, detail, {
       protocol: 'msr',
@@ -152,33 +161,28 @@ function msrProtocol(vcpu: Vcpu, events: RunEvent[]): RunOutcome {
       vcpu.ghcbMsr = apResetHoldResponse(0n);
       return done('GHCB MSR: AP reset hold');
     case GHCB_MSR.HV_FT_REQ:
-      vcpu.ghcbMsr = setMsrBits(
-        setMsrBits(request, vm.policy.advertisedHvFeatures, GENMASK_51_0, GHCB_MSR_HV_FT_POS),
+      vcpu.ghcbMsr = msrResponse(
+        request,
+        vm.policy.advertisedHvFeatures,
+        GHCB_MSR_HV_FT_POS,
         GHCB_MSR.HV_FT_RESP,
-        GHCB_MSR_INFO_MASK,
-        0n,
       );
       return done('GHCB MSR: hypervisor features');
     case GHCB_MSR.PREF_GPA_REQ:
       if (!vm.isSnp)
         return terminate('GHCB MSR: preferred GHCB GPA request from a non-SNP guest terminates it');
-      vcpu.ghcbMsr = setMsrBits(
-        setMsrBits(request, GHCB_MSR_PREF_GPA_NONE, GENMASK_51_0, GHCB_MSR_GPA_VALUE_POS),
+      vcpu.ghcbMsr = msrResponse(
+        request,
+        GHCB_MSR_PREF_GPA_NONE,
+        GHCB_MSR_GPA_VALUE_POS,
         GHCB_MSR.PREF_GPA_RESP,
-        GHCB_MSR_INFO_MASK,
-        0n,
       );
       return done('GHCB MSR: preferred GHCB GPA (none)');
     case GHCB_MSR.REG_GPA_REQ: {
       if (!vm.isSnp) return terminate('GHCB MSR: GHCB GPA registration from a non-SNP guest terminates it');
       const gfn = getMsrBits(request, GENMASK_51_0, GHCB_MSR_GPA_VALUE_POS);
       vcpu.ghcbRegisteredGpa = gfn << 12n;
-      vcpu.ghcbMsr = setMsrBits(
-        setMsrBits(request, gfn, GENMASK_51_0, GHCB_MSR_GPA_VALUE_POS),
-        GHCB_MSR.REG_GPA_RESP,
-        GHCB_MSR_INFO_MASK,
-        0n,
-      );
+      vcpu.ghcbMsr = msrResponse(request, gfn, GHCB_MSR_GPA_VALUE_POS, GHCB_MSR.REG_GPA_RESP);
       return done(`GHCB MSR: GHCB GPA ${hex(gfn << 12n)} registered for vCPU ${vcpu.vcpuId}`);
     }
     case GHCB_MSR.PSC_REQ:
@@ -282,7 +286,7 @@ export function* sevHandleVmgexit(vcpu: Vcpu, events: RunEvent[]): Steps<RunOutc
   const { vm } = vcpu;
   const { policy } = vm;
   const ghcbGpa = vcpu.ghcbMsr;
-  if ((ghcbGpa & GHCB_MSR_INFO_MASK) !== 0n) return msrProtocol(vcpu, events);
+  if (msrInfo(ghcbGpa) !== 0n) return msrProtocol(vcpu, events);
   if (ghcbGpa === 0n) {
     return resumed(events, 'vmgexit: GHCB gpa is not set', { protocol: 'none', reason: 'ghcb-gpa-not-set' });
   }

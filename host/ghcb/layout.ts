@@ -150,7 +150,8 @@ export class GhcbView {
   }
 
   usage(): number {
-    return Number(u64le(concat4(this.memory.read(this.spa + GHCB_USAGE_OFFSET, 4))));
+    const b = this.memory.read(this.spa + GHCB_USAGE_OFFSET, 4);
+    return new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0, true);
   }
 
   setUsage(usage: number): void {
@@ -174,10 +175,4 @@ export class GhcbView {
   writeBytes(offset: number, bytes: Uint8Array): void {
     this.memory.write(this.spa + offset, bytes);
   }
-}
-
-function concat4(b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(8);
-  out.set(b, 0);
-  return out;
 }

@@ -49,12 +49,6 @@ export function syncFromGhcb(vcpu: Vcpu, ghcb: GhcbView): void {
   ghcb.setValidBitmap(0n, 0n);
 }
 
-/** Whether `field` was valid in the snapshot KVM took (kvm_ghcb_<field>_is_valid). */
-export function wasValid(vcpu: Vcpu, bit: number): boolean {
-  const word = bit < 64 ? vcpu.validBitmap[0] : vcpu.validBitmap[1];
-  return ((word >> BigInt(bit & 63)) & 1n) === 1n;
-}
-
 /**
  * sev_es_unmap_ghcb, run before every VMRUN: clear the AP Reset Hold type; if a GHCB is mapped, copy
  * RAX/RBX/RCX/RDX back (marking them valid) and unmap it.
