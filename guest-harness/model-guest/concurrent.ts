@@ -9,7 +9,7 @@
  * its VMGEXIT) is taken when the activity starts; it cannot interact with another issuer's request.
  */
 import type { ConcurrentRequest } from '../scenario/index.js';
-import { apCreationRequest, defaultValid } from '../scenario/index.js';
+import { apCreationRequest } from '../scenario/index.js';
 import type { ModelGuest } from './guest.js';
 import { mpStateLabel } from './guest.js';
 import {
@@ -22,9 +22,8 @@ import {
   type Interleaving,
   PAGE_SIZE,
   type Steps,
-  SVM_VMGEXIT,
 } from './host-api.js';
-import { CALL_FUNCTION_SINGLE_VECTOR, ghcbPage, VALID_FIELD } from './machine.js';
+import { CALL_FUNCTION_SINGLE_VECTOR, ghcbPage } from './machine.js';
 
 /** Complete orders tried at most; beyond it the result says `truncated=1`. */
 export const MAX_CONCURRENT_RUNS = 1000;
@@ -55,18 +54,9 @@ function issuerAction(
   pages: ReadonlyMap<string, number>,
 ) {
   const m = guest.machine;
-  const r = apCreationRequest(request, pages);
-  const page = r.h === undefined ? undefined : guest.module.page(r.h);
-  const ghcb = ghcbPage(
-    {
-      sw_exit_code: r.exitCode ?? SVM_VMGEXIT.AP_CREATION,
-      sw_exit_info_1: r.info1 ?? (BigInt(r.apic) << 32n) | (BigInt(r.vmpl) << 16n) | BigInt(r.request),
-      sw_exit_info_2: r.info2 ?? r.gpa ?? BigInt(page?.gpa ?? 0),
-      rax: r.rax ?? guest.module.sevFeatures(r.h) ?? 0n,
-    },
-    (r.valid ?? defaultValid(r.request)).map((v) => VALID_FIELD[v]),
-    m.vm.ghcbVersion,
-  );
+  // The module's event; a handle naming no page is sent as SW_EXITINFO2 = 0 (nothing to refuse here).
+  const event = guest.module.apCreationEvent(apCreationRequest(request, pages));
+  const ghcb = ghcbPage(event.fields, event.valid, m.vm.ghcbVersion);
   const gpa = m.cpus[index]!.ghcbGpa;
   return (entry: GuestEntry): GuestExit => {
     const fault = m.write(entry.guest, gpa, ghcb, 0);

@@ -18,6 +18,7 @@ import {
   GHCB_MSR,
   GHCB_MSR_HV_FT_POS,
   GHCB_MSR_INFO_MASK,
+  type GhcbField,
   KVM_HC_KICK_CPU,
   PAGE_SIZE,
   pscRequest,
@@ -99,11 +100,6 @@ export class SnpsimModule {
 
   constructor(machine: Machine) {
     this.#machine = machine;
-  }
-
-  /** The SEV_FEATURES last written to handle `h`'s VMSA (what the agent sends as RAX by default). */
-  sevFeatures(h: number | undefined): bigint | undefined {
-    return h === undefined ? undefined : this.#handles.get(h)?.sevFeatures;
   }
 
   /** The page behind handle `h` (for state reports). */
@@ -402,33 +398,47 @@ export class SnpsimModule {
     return verb === 'vmsa-set' ? { status: 'ok', verb } : { status: 'ok', verb };
   }
 
+  /**
+   * The NAE event an `ap-creation` request writes to the GHCB (snpsim_op_ap_creation): each raw
+   * override, else SW_EXITCODE 0x80000013, SW_EXITINFO1 = APIC ID [63:32] | VMPL [19:16] | request
+   * [15:0], SW_EXITINFO2 = the page's GPA, RAX = the SEV_FEATURES last written to the page, and the
+   * valid bits. `badHandle`: the event needs the page of a handle that names none.
+   */
+  apCreationEvent(request: Extract<AgentRequest, { verb: 'ap-creation' }>): {
+    readonly fields: Readonly<Record<'sw_exit_code' | 'sw_exit_info_1' | 'sw_exit_info_2' | 'rax', bigint>>;
+    readonly valid: readonly GhcbField[];
+    readonly badHandle: boolean;
+  } {
+    const fromHandle = request.info2 === undefined && request.gpa === undefined;
+    const needsPage = request.h !== undefined && (fromHandle || request.rax === undefined);
+    const page = needsPage ? this.#handles.get(request.h!) : undefined;
+    return {
+      fields: {
+        sw_exit_code: request.exitCode ?? SVM_VMGEXIT.AP_CREATION,
+        sw_exit_info_1:
+          request.info1 ??
+          (BigInt(request.apic) << 32n) | (BigInt(request.vmpl) << 16n) | BigInt(request.request),
+        sw_exit_info_2: request.info2 ?? request.gpa ?? BigInt(page?.gpa ?? 0),
+        rax: request.rax ?? page?.sevFeatures ?? 0n,
+      },
+      valid: (request.valid ?? defaultValid(request.request)).map((v) => VALID_FIELD[v]),
+      badHandle: needsPage && page === undefined,
+    };
+  }
+
   /** snpsim_op_ap_creation + snpsim_nae_call: the raw NAE event through the BSP's registered GHCB. */
   #apCreation(request: Extract<AgentRequest, { verb: 'ap-creation' }>): ModuleResult {
     const m = this.#machine;
-    let page: ModulePage | undefined;
-    const fromHandle = request.info2 === undefined && request.gpa === undefined;
-    if (request.h !== undefined && (fromHandle || request.rax === undefined)) {
-      page = this.#handles.get(request.h);
-      if (page === undefined) return fail('ap-creation', 'bad-handle');
-    }
-    const exitCode = request.exitCode ?? SVM_VMGEXIT.AP_CREATION;
-    const info1 =
-      request.info1 ??
-      (BigInt(request.apic) << 32n) | (BigInt(request.vmpl) << 16n) | BigInt(request.request);
-    const info2 = request.info2 ?? request.gpa ?? BigInt(page?.gpa ?? 0);
-    const rax = request.rax ?? page?.sevFeatures ?? 0n;
-    const valid = (request.valid ?? defaultValid(request.request)).map((v) => VALID_FIELD[v]);
+    const event = this.apCreationEvent(request);
+    if (event.badHandle) return fail('ap-creation', 'bad-handle');
+    const { sw_exit_code: exitCode, sw_exit_info_1: info1, sw_exit_info_2: info2 } = event.fields;
     // Anything but a DESTROY may make the hypervisor run the page at SW_EXITINFO2 on that vCPU.
     if (exitCode === SVM_VMGEXIT.AP_CREATION && (info1 & 0xffffn) !== BigInt(SVM_VMGEXIT_AP_DESTROY))
       this.#referencedBy(info2, Number(info1 >> 32n));
     // snpsim_kernel_ghcb: the GHCB is the page whose GPA the GHCB MSR holds (0x000 or 0x013).
     const bsp = m.cpus[0]!;
     if (!bsp.ghcbRegistered) return fail('ap-creation', 'failed', E.EAGAIN, 'ghcb-unknown');
-    const r = m.naeCall(
-      0,
-      { sw_exit_code: exitCode, sw_exit_info_1: info1, sw_exit_info_2: info2, rax },
-      valid,
-    );
+    const r = m.naeCall(0, event.fields, event.valid);
     if (isStopped(r)) return r;
     m.settle(0);
     return { status: 'ok', verb: 'ap-creation', swExitInfo1: r.info1, swExitInfo2: r.info2 };
