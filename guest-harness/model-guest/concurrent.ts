@@ -15,7 +15,6 @@ import { mpStateLabel } from './guest.js';
 import {
   type Activity,
   enumerate,
-  GHCB_FIELD,
   type GuestEntry,
   type GuestExit,
   INVALID_PAGE,
@@ -23,7 +22,7 @@ import {
   PAGE_SIZE,
   type Steps,
 } from './host-api.js';
-import { CALL_FUNCTION_SINGLE_VECTOR, ghcbPage } from './machine.js';
+import { CALL_FUNCTION_SINGLE_VECTOR, ghcbOf, ghcbPage } from './machine.js';
 
 /** Complete orders tried at most; beyond it the result says `truncated=1`. */
 export const MAX_CONCURRENT_RUNS = 1000;
@@ -119,9 +118,9 @@ function ending(guest: ModelGuest, requests: readonly ConcurrentRequest[]): Endi
     const r = m.run(request.from, (entry) => {
       const bytes = m.read(entry.guest, cpu.ghcbGpa, PAGE_SIZE, 0);
       if (!(bytes instanceof Uint8Array)) return { exit: bytes, value: 'unreadable' };
-      const view = new DataView(bytes.buffer);
-      const i1 = view.getBigUint64(GHCB_FIELD.sw_exit_info_1, true);
-      const i2 = view.getBigUint64(GHCB_FIELD.sw_exit_info_2, true);
+      const ghcb = ghcbOf(bytes);
+      const i1 = ghcb.get('sw_exit_info_1');
+      const i2 = ghcb.get('sw_exit_info_2');
       return { exit: { kind: 'intr' } as GuestExit, value: `0x${i1.toString(16)},0x${i2.toString(16)}` };
     });
     return 'stopped' in r ? 'no-answer' : r.value;

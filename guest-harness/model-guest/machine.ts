@@ -22,14 +22,12 @@ import {
   GHCB_MSR_GPA_VALUE_POS,
   GHCB_MSR_HV_FT_POS,
   GHCB_MSR_INFO_MASK,
-  GHCB_PROTOCOL_VERSION_OFFSET,
-  GHCB_USAGE_OFFSET,
   GHCB_VALID_BITMAP_OFFSET,
   type GhcbField,
+  GhcbView,
   type GuestContext,
   type GuestEntry,
   type GuestExit,
-  ghcbBitmapIndex,
   type HostPolicy,
   INITIAL_VMSA_GPA,
   KVM_ERRNO,
@@ -186,8 +184,9 @@ export const VALID_FIELD: Readonly<Record<GhcbValidField, GhcbField>> = Object.f
 
 /**
  * The GHCB page a guest writes for one NAE event: the fields (CPL is a u8, the rest u64), their
- * valid-bitmap bits (GHCB_BITMAP_IDX = offset / 8), the protocol version and usage 0 (the kernel's
- * ghcb_set_*() and sev_es_ghcb_hv_call; [LX] arch/x86/include/asm/svm.h struct ghcb).
+ * valid-bitmap bits, the protocol version and usage 0 (the kernel's ghcb_set_*() and
+ * sev_es_ghcb_hv_call), encoded by the host's `GhcbView` (struct ghcb). `valid` is independent of
+ * `fields`: a scenario may mark a field valid that it leaves zero, or write one it does not mark.
  */
 export function ghcbPage(
   fields: Readonly<Partial<Record<GhcbField, bigint>>>,
@@ -195,19 +194,21 @@ export function ghcbPage(
   version: bigint,
 ): Uint8Array {
   const page = new Uint8Array(PAGE_SIZE);
-  const view = new DataView(page.buffer);
-  for (const [name, value] of Object.entries(fields) as [GhcbField, bigint][]) {
-    if (name === 'cpl') view.setUint8(GHCB_FIELD.cpl, Number(value & 0xffn));
-    else view.setBigUint64(GHCB_FIELD[name], BigInt.asUintN(64, value), true);
-  }
-  for (const field of valid) {
-    const bit = ghcbBitmapIndex(field);
-    const at = GHCB_VALID_BITMAP_OFFSET + (bit >> 3);
-    view.setUint8(at, view.getUint8(at) | (1 << (bit & 7)));
-  }
-  view.setUint16(GHCB_PROTOCOL_VERSION_OFFSET, Number(version), true);
-  view.setUint32(GHCB_USAGE_OFFSET, GHCB_DEFAULT_USAGE, true);
+  const ghcb = ghcbOf(page);
+  for (const [name, value] of Object.entries(fields) as [GhcbField, bigint][]) ghcb.set(name, value);
+  ghcb.setValidBitmap(0n, 0n);
+  for (const field of valid) ghcb.setValid(field, true);
+  ghcb.setProtocolVersion(Number(version));
+  ghcb.setUsage(GHCB_DEFAULT_USAGE);
   return page;
+}
+
+/** The host's `GhcbView` over a guest's copy of its GHCB page (what it wrote, or read back). */
+export function ghcbOf(page: Uint8Array): GhcbView {
+  return new GhcbView(
+    { read: (at, length) => page.subarray(at, at + length), write: (at, bytes) => page.set(bytes, at) },
+    0,
+  );
 }
 
 export class Machine {
@@ -567,14 +568,10 @@ export class Machine {
     const back = this.run(index, (entry) => {
       const bytes = this.read(entry.guest, gpa, PAGE_SIZE, 0);
       if (!(bytes instanceof Uint8Array)) return { exit: bytes, value: undefined };
-      const view = new DataView(bytes.buffer);
+      const ghcb = ghcbOf(bytes);
       const regs: Record<string, bigint> = {};
-      for (const r of read) regs[r] = view.getBigUint64(GHCB_FIELD[r], true);
-      const result = {
-        info1: view.getBigUint64(GHCB_FIELD.sw_exit_info_1, true),
-        info2: view.getBigUint64(GHCB_FIELD.sw_exit_info_2, true),
-        regs,
-      };
+      for (const r of read) regs[r] = ghcb.get(r);
+      const result = { info1: ghcb.get('sw_exit_info_1'), info2: ghcb.get('sw_exit_info_2'), regs };
       // vc_ghcb_invalidate: what the kernel leaves behind.
       const clear = new Uint8Array(8 + 16);
       this.write(entry.guest, gpa + GHCB_FIELD.sw_exit_code, clear.subarray(0, 8), 0);
