@@ -14,9 +14,18 @@
  * the SVSM's own metadata sections, and the SVSM VMSA for every vCPU.
  */
 
+import { PAGE_SIZE } from '../rmp/layout.js';
 import { SevFeature } from '../vmsa-layout.js';
-import { FOUR_GIB, type OvmfImage, SevMetadataSectionType, sectionTypeName } from './ovmf.js';
-import { LaunchDigest, LD_SIZE, type MeasureStep, PAGE_SIZE, SnpPageType, VMSA_GPA } from './page-info.js';
+import {
+  FOUR_GIB,
+  type OvmfImage,
+  SEV_ES_RESET_BLOCK_GUID,
+  SEV_HASH_TABLE_RV_GUID,
+  SevMetadataSectionType,
+  SVSM_INFO_GUID,
+  sectionTypeName,
+} from './ovmf.js';
+import { LaunchDigest, LD_SIZE, type MeasureStep, SnpPageType, VMSA_GPA } from './page-info.js';
 import { fail, hex, type MeasureError, MeasureErrorCode, type MeasureResult, ok } from './result.js';
 import { buildSevHashesPage, buildSevHashesTable, type SevHashes } from './sev-hashes.js';
 import { BSP_EIP, buildSvsmVmsa, buildVmsa, VmmType } from './vmsa.js';
@@ -213,7 +222,7 @@ function kernelHashesPage(ovmf: OvmfImage, hashes: SevHashes): MeasureResult<Buf
   if (ovmf.sevHashesTable === undefined) {
     return fail(
       MeasureErrorCode.MISSING_IMAGE_ENTRY,
-      `${ovmf.name} has a kernel-hashes section but no SEV hashes table entry (GUID 7255371f-3a3b-4b04-927b-1da6efa8d454) saying where QEMU puts the table`,
+      `${ovmf.name} has a kernel-hashes section but no SEV hashes table entry (GUID ${SEV_HASH_TABLE_RV_GUID}) saying where QEMU puts the table`,
     );
   }
   return buildSevHashesPage(buildSevHashesTable(hashes), ovmf.sevHashesTable.gpa & (PAGE_SIZE - 1));
@@ -248,7 +257,7 @@ export function snpLaunchDigest(p: SnpLaunchParams): MeasureResult<LaunchMeasure
   if (apEip === undefined) {
     return fail(
       MeasureErrorCode.MISSING_IMAGE_ENTRY,
-      `${ovmf.name} has no SEV-ES reset block (GUID 00f771de-1a7e-4fcb-890e-68c77e2fb44e): QEMU cannot start an SEV-ES/SNP guest from it`,
+      `${ovmf.name} has no SEV-ES reset block (GUID ${SEV_ES_RESET_BLOCK_GUID}): QEMU cannot start an SEV-ES/SNP guest from it`,
     );
   }
   let hashesPage: Buffer | undefined;
@@ -309,7 +318,7 @@ export function svsmLaunchDigest(p: SvsmLaunchParams): MeasureResult<LaunchMeasu
   if (p.svsm.svsmInfoOffset === undefined) {
     return fail(
       MeasureErrorCode.MISSING_IMAGE_ENTRY,
-      `${p.svsm.name} has no SVSM info entry (GUID a789a612-0597-4c4b-a49f-cbb1fe9d1ddd) giving its entry point`,
+      `${p.svsm.name} has no SVSM info entry (GUID ${SVSM_INFO_GUID}) giving its entry point`,
     );
   }
   const eip = svsmGpa + p.svsm.svsmInfoOffset;

@@ -32,8 +32,6 @@ export {
   LD_SIZE,
   type MeasureStep,
   PAGE_INFO_SIZE,
-  PAGE_SIZE,
-  PAGE_SIZE_2M,
   PageInfoOffset,
   type PageInfoPerms,
   PageInfoVmplOrder,

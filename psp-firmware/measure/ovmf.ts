@@ -11,8 +11,9 @@
  *
  * Every malformation is a MeasureError naming the image, the offset and what is wrong.
  */
+import { u16, u32 } from '../firmware/buffers.js';
+import { PAGE_SIZE } from '../rmp/layout.js';
 import { guidFromBytes } from './guid.js';
-import { PAGE_SIZE } from './page-info.js';
 import { fail, hex, MeasureErrorCode, type MeasureResult, ok } from './result.js';
 
 /** Footer of the GUIDed table [edk2 ResetVectorVtf0.asm; QEMU pc_sysfw_ovmf.c OVMF_TABLE_FOOTER_GUID]. */
@@ -82,20 +83,6 @@ export interface OvmfImage {
 
 export function hasMetadataSection(image: OvmfImage, type: SevMetadataSectionType): boolean {
   return image.sevMetadata?.some((s) => s.type === type) ?? false;
-}
-
-function u32(bytes: Uint8Array, at: number): number {
-  return (
-    ((bytes[at] ?? 0) |
-      ((bytes[at + 1] ?? 0) << 8) |
-      ((bytes[at + 2] ?? 0) << 16) |
-      ((bytes[at + 3] ?? 0) << 24)) >>>
-    0
-  );
-}
-
-function u16(bytes: Uint8Array, at: number): number {
-  return (bytes[at] ?? 0) | ((bytes[at + 1] ?? 0) << 8);
 }
 
 /** Parses the footer table and SEV metadata of an OVMF or SVSM image. `name` prefixes every message. */
@@ -226,5 +213,5 @@ function parseSevMetadata(
     }
     sections.push(Object.freeze({ type: type as SevMetadataSectionType, gpa, size: sectionSize }));
   }
-  return { ok: true, value: sections };
+  return ok(sections);
 }

@@ -12,6 +12,7 @@
  * (node:crypto returns each digest as a 48-character latin1 string, copied in place).
  */
 import { hash } from 'node:crypto';
+import { GFN_BITS, PAGE_SHIFT, PAGE_SIZE, PAGE_SIZE_2M } from '../rmp/layout.js';
 import { VmsaOffset } from '../vmsa-layout.js';
 import { hex, type MeasureError, MeasureErrorCode, measureError } from './result.js';
 
@@ -38,10 +39,6 @@ export const SNP_PAGE_TYPE_NAMES: readonly string[] = Object.freeze([
   'RESERVED_7',
 ]);
 
-/** 4 KiB page [APM]. */
-export const PAGE_SIZE = 0x1000;
-/** A 2 MB LAUNCH_UPDATE is measured as 512 PAGE_INFO steps, GPA += 0x1000 [FW]. */
-export const PAGE_SIZE_2M = 0x200000;
 /** SHA-384 digest size: the launch digest (MEASUREMENT) is 48 bytes [FW; report 0x090]. */
 export const LD_SIZE = 48;
 /** sizeof(snp_mcmd_launch_update_page_info_t) == 0x70, also its LENGTH field [FW sev_mcmd.h]. */
@@ -67,7 +64,7 @@ export const PageInfoOffset = Object.freeze({
 export const VMSA_GPA = 0xfffffffff000;
 
 /** Largest GPA the RMP can hold: GFN field bits 50:12, 39 bits [LX struct rmpentry_raw; FW sev_rmp.h]. */
-export const RMP_GPA_MAX = 2 ** 51 - PAGE_SIZE;
+export const RMP_GPA_MAX = 2 ** (GFN_BITS + PAGE_SHIFT) - PAGE_SIZE;
 
 /**
  * Byte order of the VMPL permission masks in PAGE_INFO 0x64..0x67 (firmware-rmp.md §E.1/§H.2):
@@ -238,7 +235,7 @@ export class LaunchDigest {
   }
 
   /**
-   * A 2 MB LAUNCH_UPDATE: 512 steps from a 2 MB-aligned GPA. VMSA, SECRETS and CPUID pages are
+   * A 2 MB LAUNCH_UPDATE: 512 steps from a 2 MB-aligned GPA, GPA += 0x1000 [FW]. VMSA, SECRETS and CPUID pages are
    * 4 KiB only [FW: INVALID_PAGE_SIZE]; an unaligned GPA is the firmware's INVALID_ADDRESS.
    */
   update2M(

@@ -8,8 +8,8 @@
  *   entries in the order cmdline, initrd, kernel; zero padding to a multiple of 16 (176 bytes)
  */
 import { createHash } from 'node:crypto';
+import { PAGE_SIZE } from '../rmp/layout.js';
 import { guidToBytes } from './guid.js';
-import { PAGE_SIZE } from './page-info.js';
 import { fail, hex, MeasureErrorCode, type MeasureResult, ok } from './result.js';
 
 /** [QEMU sev.c SEV_HASH_TABLE_HEADER_GUID; P sev_hashes.py] */
