@@ -6,7 +6,7 @@
  * the request under the target's `snp_vmsa_mutex` and posts KVM_REQ_UPDATE_PROTECTED_GUEST_STATE.
  */
 import { KVM_MP_STATE, PAGE_SIZE, PMD_SIZE } from './kvm-constants.js';
-import { hasVmsa, kick, offlineMpState, setMpState } from './mp-state.js';
+import { hasVmsa, kick, offlineMpState, setMpState, setUpdateArmed, updateArmed } from './mp-state.js';
 import type { RunEvent, UpdateApplied } from './outcome.js';
 import type { HostPolicy } from './policy/knobs.js';
 import { lock, point, type Steps, unlock, waitUntil } from './steps.js';
@@ -85,10 +85,7 @@ function gpaError(issuer: Vcpu, gpa: bigint): string | undefined {
 
 /** The target has a pending update that installs a VMSA / that takes it offline. */
 function pendingUpdate(target: Vcpu): 'create' | 'destroy' | undefined {
-  const armed =
-    target.reqUpdateProtectedGuestState ||
-    (target.vm.policy.applyViaVcpuReset ? target.snpApWaitingForReset : target.snpVmsaUpdateOnInit);
-  if (!armed) return undefined;
+  if (!target.reqUpdateProtectedGuestState && !updateArmed(target)) return undefined;
   return target.snpVmsaGpa === target.vm.vmsaNone ? 'destroy' : 'create';
 }
 
@@ -120,12 +117,6 @@ function* makeRequestAndKick(issuer: Vcpu, target: Vcpu): Steps<void> {
       () => target.mode === 'OUTSIDE_GUEST_MODE',
     );
   }
-}
-
-/** Arms the target's "apply on reset/INIT" flag the way the policy's version does. */
-function arm(target: Vcpu, request: number): void {
-  if (target.vm.policy.applyViaVcpuReset) target.snpApWaitingForReset = true;
-  else target.snpVmsaUpdateOnInit = request === SVM_VMGEXIT_AP_CREATE_ON_INIT;
 }
 
 /**
@@ -172,16 +163,16 @@ export function* snpApCreation(issuer: Vcpu, input: ApCreationInput): Steps<ApCr
   let kick: boolean;
   if (policy.stateChangeOnError) {
     // RFC v4 / v5 / 6.11: kick := true and the pending state is reset before any check.
+    // 6.11 arms snp_ap_waiting_for_reset for every request; RFC v4/v5 clear snp_vmsa_update_on_init.
     kick = true;
     target.snpVmsaGpa = none;
-    if (policy.applyViaVcpuReset) target.snpApWaitingForReset = true;
-    else target.snpVmsaUpdateOnInit = false;
+    setUpdateArmed(target, policy.applyViaVcpuReset);
     if (request < SVM_VMGEXIT_AP_DESTROY) error = sevFeaturesError(policy, input.rax, vm.vmsaFeatures);
     if (error === undefined) {
       if (request === SVM_VMGEXIT_AP_CREATE_ON_INIT || request === SVM_VMGEXIT_AP_CREATE) {
         if (request === SVM_VMGEXIT_AP_CREATE_ON_INIT) {
           kick = false;
-          if (!policy.applyViaVcpuReset) target.snpVmsaUpdateOnInit = true;
+          setUpdateArmed(target, true);
         }
         error = gpaError(issuer, gpa) ?? created;
         if (error === undefined) target.snpVmsaGpa = gpa;
@@ -199,7 +190,8 @@ export function* snpApCreation(issuer: Vcpu, input: ApCreationInput): Steps<ApCr
     kick = error === undefined && request !== SVM_VMGEXIT_AP_CREATE_ON_INIT;
     if (error === undefined) {
       target.snpVmsaGpa = request === SVM_VMGEXIT_AP_DESTROY ? none : gpa;
-      arm(target, request);
+      // snp_ap_waiting_for_reset is armed by every request; RFC v4/v5's flag only by CREATE_ON_INIT.
+      setUpdateArmed(target, policy.applyViaVcpuReset || request === SVM_VMGEXIT_AP_CREATE_ON_INIT);
     }
   }
 
@@ -270,16 +262,13 @@ export function* snpInitProtectedGuestState(
   via: 'request' | 'init',
   events: RunEvent[],
 ): Steps<void> {
-  const { policy } = vcpu.vm;
   yield* lock(vcpu.snpVmsaMutex, `vCPU ${vcpu.vcpuId}: lock own snp_vmsa_mutex (reset)`);
-  const armed = policy.applyViaVcpuReset ? vcpu.snpApWaitingForReset : vcpu.snpVmsaUpdateOnInit;
-  if (!armed) {
+  if (!updateArmed(vcpu)) {
     unlock(vcpu.snpVmsaMutex);
     events.push({ kind: 'update-skipped', via, reason: 'no AP Creation update armed' });
     return;
   }
-  if (policy.applyViaVcpuReset) vcpu.snpApWaitingForReset = false;
-  else vcpu.snpVmsaUpdateOnInit = false;
+  setUpdateArmed(vcpu, false);
   events.push(updateProtectedGuestState(vcpu, via));
   unlock(vcpu.snpVmsaMutex);
 }

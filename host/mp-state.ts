@@ -43,10 +43,23 @@ export function isRunning(vcpu: Vcpu): boolean {
   return vcpu.mpState === KVM_MP_STATE.RUNNABLE;
 }
 
+/**
+ * The version's "apply the AP Creation update at the next reset/INIT" flag: 6.11's
+ * `snp_ap_waiting_for_reset` (applyViaVcpuReset policies) or RFC v4/v5's `snp_vmsa_update_on_init`.
+ */
+export function updateArmed(vcpu: Vcpu): boolean {
+  return vcpu.vm.policy.applyViaVcpuReset ? vcpu.snpApWaitingForReset : vcpu.snpVmsaUpdateOnInit;
+}
+
+/** Sets the version's flag (see `updateArmed`). */
+export function setUpdateArmed(vcpu: Vcpu, armed: boolean): void {
+  if (vcpu.vm.policy.applyViaVcpuReset) vcpu.snpApWaitingForReset = armed;
+  else vcpu.snpVmsaUpdateOnInit = armed;
+}
+
 /** A CREATE_ON_INIT is armed: the next INIT installs a VMSA. */
 export function hasPendingCreateOnInit(vcpu: Vcpu): boolean {
-  const armed = vcpu.vm.policy.applyViaVcpuReset ? vcpu.snpApWaitingForReset : vcpu.snpVmsaUpdateOnInit;
-  return armed && vcpu.snpVmsaGpa !== vcpu.vm.vmsaNone;
+  return updateArmed(vcpu) && vcpu.snpVmsaGpa !== vcpu.vm.vmsaNone;
 }
 
 /**
