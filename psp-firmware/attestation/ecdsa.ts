@@ -6,6 +6,7 @@
  * ECDSA P-384 with SHA-384 throughout (algorithm id 1).
  */
 import { createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { u32 } from '../firmware/buffers.js';
 
 export const ECC_CURVE_P384 = 2; // [FW] ECC_CURVE_NAME_SECP384R1
 export const SIG_ALGO_ECDSA_P384_SHA384 = 1; // [FW] SNP_SIGNATURE_ALGO_ECDSA_P384_SHA384
@@ -46,8 +47,7 @@ export function encodeSevPublicKey(key: KeyObject): Uint8Array {
  */
 export function decodeSevPublicKey(bytes: Uint8Array): KeyObject | null {
   if (bytes.length < 4 + 2 * COMPONENT) return null;
-  const curve = (bytes[0] ?? 0) | ((bytes[1] ?? 0) << 8) | ((bytes[2] ?? 0) << 16) | ((bytes[3] ?? 0) << 24);
-  if (curve !== ECC_CURVE_P384) return null;
+  if (u32(bytes, 0) !== ECC_CURVE_P384) return null;
   const x = leToBe48(bytes, 4);
   const y = leToBe48(bytes, 4 + COMPONENT);
   if (!x || !y) return null;

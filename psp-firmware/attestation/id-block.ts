@@ -18,6 +18,17 @@ export const ID_BLOCK_SIZE = 0x60; // [FW] sizeof(snp_mcmd_launch_finish_id_bloc
 export const ID_AUTH_SIZE = 0x1000; // [FW] sizeof(snp_mcmd_launch_finish_id_auth_page_t); KVM_SEV_SNP_ID_AUTH_SIZE
 export const ID_BLOCK_VERSION = 1; // [FW] SNP_LAUNCH_FINISH_ID_BLOCK_MAX_VERSION
 
+/** Offsets in the ID block [FW snp_mcmd_launch_finish_id_block_t]. */
+export const IdBlockOffset = Object.freeze({
+  /** Expected launch digest, 48 bytes. */
+  LD: 0x00,
+  FAMILY_ID: 0x30,
+  IMAGE_ID: 0x40,
+  VERSION: 0x50,
+  GUEST_SVN: 0x54,
+  POLICY: 0x58,
+} as const);
+
 /** Offsets in the ID auth structure [FW]. */
 export const IdAuthOffset = Object.freeze({
   ID_KEY_ALGO: 0x000,
@@ -47,24 +58,26 @@ export function encodeIdBlock(b: {
   guestSvn?: number;
 }): Uint8Array {
   if (b.ld.length !== 48) throw new RangeError(`ID block: LD is ${b.ld.length} bytes, expected 48`);
+  const o = IdBlockOffset;
   const out = new Uint8Array(ID_BLOCK_SIZE);
-  out.set(b.ld, 0x00);
-  if (b.familyId) out.set(b.familyId.subarray(0, 16), 0x30);
-  if (b.imageId) out.set(b.imageId.subarray(0, 16), 0x40);
-  putU32(out, 0x50, b.version ?? ID_BLOCK_VERSION);
-  putU32(out, 0x54, b.guestSvn ?? 0);
-  putU64(out, 0x58, b.policy);
+  out.set(b.ld, o.LD);
+  if (b.familyId) out.set(b.familyId.subarray(0, 16), o.FAMILY_ID);
+  if (b.imageId) out.set(b.imageId.subarray(0, 16), o.IMAGE_ID);
+  putU32(out, o.VERSION, b.version ?? ID_BLOCK_VERSION);
+  putU32(out, o.GUEST_SVN, b.guestSvn ?? 0);
+  putU64(out, o.POLICY, b.policy);
   return out;
 }
 
 export function decodeIdBlock(b: Uint8Array): IdBlock {
+  const o = IdBlockOffset;
   return {
-    ld: b.slice(0x00, 0x30),
-    familyId: b.slice(0x30, 0x40),
-    imageId: b.slice(0x40, 0x50),
-    version: u32(b, 0x50),
-    guestSvn: u32(b, 0x54),
-    policy: u64(b, 0x58),
+    ld: b.slice(o.LD, o.FAMILY_ID),
+    familyId: b.slice(o.FAMILY_ID, o.IMAGE_ID),
+    imageId: b.slice(o.IMAGE_ID, o.VERSION),
+    version: u32(b, o.VERSION),
+    guestSvn: u32(b, o.GUEST_SVN),
+    policy: u64(b, o.POLICY),
   };
 }
 

@@ -5,7 +5,7 @@
  * the response payload (0 success, 0x16 INVALID_PARAM, 0x27 INVALID_KEY).
  */
 import { createHmac } from 'node:crypto';
-import { putU32, putU64, u32, u64 } from '../firmware/buffers.js';
+import { isZero, putU32, putU64, u32, u64 } from '../firmware/buffers.js';
 import { REPORT_SIZE } from './report.js';
 
 export const REPORT_REQ_SIZE = 0x60; // [FW] sizeof(snp_msg_report_req_t)
@@ -38,15 +38,13 @@ export interface ReportRequest {
   readonly reservedZero: boolean;
 }
 export function decodeReportRequest(b: Uint8Array): ReportRequest {
-  let reservedZero = true;
-  for (let i = 0x48; i < REPORT_REQ_SIZE; i++) if ((b[i] ?? 0) !== 0) reservedZero = false;
   const ks = u32(b, 0x44);
   return {
     reportData: b.slice(0, 64),
     vmpl: u32(b, 0x40),
     keySel: ks & 3,
     reservedBits: ks >>> 2,
-    reservedZero,
+    reservedZero: isZero(b, 0x48, REPORT_REQ_SIZE),
   };
 }
 export function encodeReportRequest(r: {

@@ -4,6 +4,7 @@
  * 0x000-0x29F.
  */
 import { u32, u64 } from '../firmware/buffers.js';
+import { ECDSA_SIG_SIZE } from './ecdsa.js';
 
 export const REPORT_SIZE = 0x4a0; // [FW] sizeof(snp_attestation_report_t)
 export const REPORT_SIGNED_SIZE = 0x2a0; // [FW] offsetof(snp_attestation_report_t, signature)
@@ -146,7 +147,7 @@ export function decodeReport(bytes: Uint8Array): AttestationReport {
     launchTcb: u64(bytes, o.LAUNCH_TCB),
     launchMitVector: u64(bytes, o.LAUNCH_MIT_VECTOR),
     currentMitVector: u64(bytes, o.CURRENT_MIT_VECTOR),
-    signature: sl(o.SIGNATURE, 0x200),
+    signature: sl(o.SIGNATURE, ECDSA_SIG_SIZE),
   };
 }
 
@@ -197,6 +198,6 @@ export function encodeReport(r: AttestationReport): Uint8Array {
   v.setBigUint64(o.LAUNCH_TCB, r.launchTcb, true);
   v.setBigUint64(o.LAUNCH_MIT_VECTOR, r.launchMitVector, true);
   v.setBigUint64(o.CURRENT_MIT_VECTOR, r.currentMitVector, true);
-  put(b, o.SIGNATURE, r.signature, 0x200, 'SIGNATURE');
+  put(b, o.SIGNATURE, r.signature, ECDSA_SIG_SIZE, 'SIGNATURE');
   return b;
 }

@@ -5,7 +5,7 @@
  * validation (ARK/ASK) is the caller's business.
  */
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { SIG_ALGO_ECDSA_P384_SHA384, verifySev } from './ecdsa.js';
+import { ECDSA_SIG_SIZE, SIG_ALGO_ECDSA_P384_SHA384, verifySev } from './ecdsa.js';
 import { REPORT_SIGNED_SIZE, REPORT_SIZE, ReportOffset, SigningKey } from './report.js';
 
 export type VerifyKey = KeyObject | X509Certificate | string | Uint8Array;
@@ -71,7 +71,7 @@ export function verifyReport(report: Uint8Array, key: VerifyKey): ReportVerifica
   }
   const ok = verifySev(
     report.subarray(0, REPORT_SIGNED_SIZE),
-    report.subarray(ReportOffset.SIGNATURE, ReportOffset.SIGNATURE + 0x200),
+    report.subarray(ReportOffset.SIGNATURE, ReportOffset.SIGNATURE + ECDSA_SIG_SIZE),
     k,
   );
   return ok

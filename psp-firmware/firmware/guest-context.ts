@@ -4,12 +4,14 @@
  * message counters, HOST_DATA, ID block and key digests, report IDs. The model keeps it in a
  * firmware-private map keyed by the Context page's PFN; the page itself only holds zeros for the host.
  */
+import { ID_BLOCK_SIZE, IdBlockOffset } from '../attestation/id-block.js';
+import { LD_SIZE } from '../measure/page-info.js';
+import { u32 } from './buffers.js';
 import { SnpGuestState } from './state.js';
 
 /** ASID binding of a guest [FW SEV_GUEST_FLAGS_PENDING_FLAG / ACTIVE_FLAG]. */
 export type Activation = 'inactive' | 'pending' | 'active';
 
-export const MEASUREMENT_SIZE = 48; // SHA-384 launch digest
 export const VMPCK_SIZE = 32; // [FW] vmpck0..3[32]
 
 export class GuestContextPage {
@@ -22,9 +24,9 @@ export class GuestContextPage {
   ccxs = 0;
   activation: Activation = 'inactive';
   /** GCTX.LD / GCTX.Measurement: the launch digest, 48 zero bytes at GCTX_CREATE. */
-  readonly measurement = new Uint8Array(MEASUREMENT_SIZE);
+  readonly measurement = new Uint8Array(LD_SIZE);
   /** GCTX.IMD: digest of the incoming migration image. */
-  readonly imd = new Uint8Array(MEASUREMENT_SIZE);
+  readonly imd = new Uint8Array(LD_SIZE);
   imiEn = false;
   readonly vmpck: readonly [Uint8Array, Uint8Array, Uint8Array, Uint8Array] = [
     new Uint8Array(VMPCK_SIZE),
@@ -43,7 +45,7 @@ export class GuestContextPage {
   readonly hostData = new Uint8Array(32);
   idBlockEn = false;
   /** The 96-byte ID block given at LAUNCH_FINISH (zero without one). */
-  readonly idBlock = new Uint8Array(0x60);
+  readonly idBlock = new Uint8Array(ID_BLOCK_SIZE);
   readonly idKeyDigest = new Uint8Array(48);
   authorKeyEn = false;
   readonly authorKeyDigest = new Uint8Array(48);
@@ -63,13 +65,13 @@ export class GuestContextPage {
 
   /** ID block fields the report and key derivation use. */
   get guestSvn(): number {
-    return new DataView(this.idBlock.buffer).getUint32(0x54, true);
+    return u32(this.idBlock, IdBlockOffset.GUEST_SVN);
   }
   get familyId(): Uint8Array {
-    return this.idBlock.subarray(0x30, 0x40);
+    return this.idBlock.subarray(IdBlockOffset.FAMILY_ID, IdBlockOffset.IMAGE_ID);
   }
   get imageId(): Uint8Array {
-    return this.idBlock.subarray(0x40, 0x50);
+    return this.idBlock.subarray(IdBlockOffset.IMAGE_ID, IdBlockOffset.VERSION);
   }
 
   /** `guest_is_inactive`: neither pending nor active. */

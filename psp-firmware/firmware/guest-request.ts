@@ -5,7 +5,7 @@
  * MSG_REPORT_REQ, MSG_KEY_REQ, MSG_TSC_INFO_REQ; the migration messages and MSG_CPUID_REQ answer
  * UNSUPPORTED at the mailbox (not modelled).
  */
-import { SIG_ALGO_ECDSA_P384_SHA384, signSev } from '../attestation/ecdsa.js';
+import { ECDSA_SIG_SIZE, SIG_ALGO_ECDSA_P384_SHA384, signSev } from '../attestation/ecdsa.js';
 import {
   AEAD_ALGO_AES_256_GCM,
   decodeGuestMessageHeader,
@@ -38,7 +38,7 @@ import {
 } from '../attestation/report.js';
 import { PAGE_SIZE } from '../rmp/layout.js';
 import { PageState } from '../rmp/page-state.js';
-import { decodeThreeAddr } from './buffers.js';
+import { decodeThreeAddr, isZero } from './buffers.js';
 import {
   ADDR_RESERVED_MASK,
   describe,
@@ -121,7 +121,7 @@ function reportResponse(fw: FirmwareCore, ctx: GuestContextPage, req: Uint8Array
     launchTcb: ctx.launchTcb,
     launchMitVector: 0n,
     currentMitVector: 0n,
-    signature: new Uint8Array(0x200),
+    signature: new Uint8Array(ECDSA_SIG_SIZE),
   });
   if (signed) {
     const key = fw.identity.vcek(reportedTcb(fw)).privateKey;
@@ -188,9 +188,7 @@ function keyResponse(fw: FirmwareCore, ctx: GuestContextPage, req: Uint8Array, v
 }
 
 function tscInfoResponse(fw: FirmwareCore, ctx: GuestContextPage, req: Uint8Array): Uint8Array {
-  for (let i = 0; i < TSC_INFO_REQ_SIZE; i++) {
-    if (req[i] !== 0) return encodeTscInfoResponse(SevStatus.INVALID_PARAM, 0n, 0n, 0);
-  }
+  if (!isZero(req, 0, TSC_INFO_REQ_SIZE)) return encodeTscInfoResponse(SevStatus.INVALID_PARAM, 0n, 0n, 0);
   return encodeTscInfoResponse(
     SevStatus.SUCCESS,
     calcTscScale(ctx.desiredTscKhz, fw.profile.refClkKhz),
