@@ -7,6 +7,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ExitCode, SnpsimError, SnpsimErrorCode } from '../errors.js';
+import { DEFAULT_POLICY, DEFAULT_PROFILE } from '../model-guest/index.js';
 import type { ExpectationsFile } from '../runner/expectations.js';
 import { loadExpectations } from '../runner/expectations.js';
 import { loadFixture } from '../runner/fixture.js';
@@ -54,8 +55,8 @@ targets (--target, repeatable for a fleet; default sim):
   fixture:FILE               replay observations recorded with --record
 
 options:
-  --policy P           host policy of the reference model: a preset or a JSON file (default %POLICY%)
-  --profile F          firmware/CPU profile of the reference model (default %PROFILE%)
+  --policy P           host policy of the reference model: a preset or a JSON file (default ${DEFAULT_POLICY})
+  --profile F          firmware/CPU profile of the reference model: a preset or a JSON file (default ${DEFAULT_PROFILE})
   --json FILE          write the report as JSON (schema: ${REPORT_SCHEMA_PATH})
   --junit FILE         write the report as JUnit XML
   --record FILE        save the target's observations and platform details as a fixture
@@ -243,7 +244,7 @@ export function createRunCommand(environment: () => Promise<RunEnvironment>): Cl
   return {
     name: 'run',
     summary: 'run scenarios on the model and on targets (sim, ssh://, fixture:) and report every difference',
-    usage: RUN_USAGE.replace('%POLICY%', 'linux-6.11').replace('%PROFILE%', 'genoa'),
+    usage: RUN_USAGE,
     async run(argv, io) {
       const env = await environment();
       const controller = new AbortController();
