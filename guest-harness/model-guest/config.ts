@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { SnpsimError, SnpsimErrorCode } from '../errors.js';
+import { formatProblem, parseJson } from '../scenario/index.js';
 import {
   type HostPolicy,
   loadProfile,
@@ -47,17 +48,12 @@ export function resolvePolicy(value: string): NamedPolicy {
       { value },
     );
   }
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (error) {
-    throw new SnpsimError(
-      SnpsimErrorCode.POLICY_INVALID,
-      `${value}: $: not valid JSON: ${(error as Error).message}`,
-      { file: value },
-    );
+  // The scenario loader's JSON reader: a syntax error names its line and column.
+  const json = parseJson(value, text);
+  if ('problem' in json) {
+    throw new SnpsimError(SnpsimErrorCode.POLICY_INVALID, formatProblem(json.problem), { file: value });
   }
-  const parsed = parsePolicy(doc);
+  const parsed = parsePolicy(json.value);
   if (!parsed.ok) {
     const lines = parsed.problems.map((p) => `${value}: ${p.path === '' ? '$' : p.path}: ${p.message}`);
     throw new SnpsimError(

@@ -195,6 +195,13 @@ test('exit 2: usage and input errors (flags, targets, policies, profiles, expect
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
     assert.match(r.err, message);
   }
+  await writeFile(join(dir, 'bad-policy.json'), '{\n  "extends": "linux-6.11",\n  "knobs": {,}\n}\n');
+  const syntax = await viaMain([...THREE, '--target', 'model', '--policy', join(dir, 'bad-policy.json')]);
+  assert.equal(syntax.code, 2);
+  assert.match(
+    syntax.err,
+    /SNPSIM_POLICY_INVALID: .*bad-policy\.json: \$: not valid JSON: .*\(line 3, column 13\)/,
+  );
   await writeFile(
     join(dir, 'exp.json'),
     '{"version": 1, "divergences": [{"scenario": "x", "reason": "short"}]}',
