@@ -2,7 +2,6 @@
 
 export { renderJsonSchema, SCENARIO_SCHEMA_PATH, scenarioJsonSchema, toJsonSchema } from './json-schema.js';
 export {
-  canonicalJson,
   DEFAULT_VCPUS,
   type LoadedScenario,
   type LoadOptions,

@@ -9,6 +9,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { type TSchema, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { canonicalJson } from '../../host/index.js';
 import { SnpsimError, SnpsimErrorCode } from '../errors.js';
 import { formatProblem, type InputProblem, nearest, parseJson, schemaProblems } from './problems.js';
 import {
@@ -58,18 +59,6 @@ const envelope = Type.Object(
   { additionalProperties: false },
 );
 const STEP_BY_OP = new Map<string, TSchema>(STEP_SCHEMAS.map((s) => [s.properties.op.const as string, s]));
-
-/** Canonical JSON (sorted keys) so a hash does not depend on formatting or key order. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([k, v]) => v !== undefined && k !== '$schema')
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
 function labelOf(step: Step, index: number): string {
   return step.id ?? `${index + 1}-${step.op}`;
@@ -289,7 +278,11 @@ export function validateScenario(
       pages,
       needsHostSteps: [...ops].some((op) => HOST_OPS.has(op)),
       modelOnly: [...ops].some((op) => MODEL_ONLY_OPS.has(op)),
-      hash: createHash('sha256').update(canonicalJson(sc)).digest('hex'),
+      // The host's canonical JSON (sorted keys): the hash depends on neither formatting nor key
+      // order, nor on the editor hint `$schema`.
+      hash: createHash('sha256')
+        .update(canonicalJson({ ...sc, $schema: undefined }))
+        .digest('hex'),
     },
   };
 }
