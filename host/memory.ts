@@ -73,7 +73,9 @@ export class PhysAllocator {
   }
 }
 
-/** A memslot: `npages` guest pages from `gpa` backed by system memory from `spa`. */
+const isPageAddress = (v: number): boolean => Number.isSafeInteger(v) && v >= 0 && v % PAGE_SIZE === 0;
+
+/** A memslot: `bytes` of guest memory from `gpa` backed by system memory from `spa`. */
 export interface MemSlot {
   readonly gpa: number;
   readonly bytes: number;
@@ -88,26 +90,29 @@ export class GuestMemory {
     return this.#slots;
   }
 
-  /** Adds a slot; throws RangeError on misalignment or overlap (VMM programming errors). */
-  addSlot(slot: MemSlot): void {
-    const { gpa, bytes, spa } = slot;
+  /** Why guest range [gpa, gpa + bytes) cannot be a new slot (misaligned, empty, overlapping), or undefined. */
+  slotProblem(gpa: number, bytes: number): string | undefined {
     for (const [name, v] of [
       ['gpa', gpa],
       ['bytes', bytes],
-      ['spa', spa],
     ] as const) {
-      if (!Number.isSafeInteger(v) || v < 0 || v % PAGE_SIZE !== 0) {
-        throw new RangeError(`memslot ${name} must be a page-aligned non-negative integer, got ${v}`);
-      }
+      if (!isPageAddress(v)) return `memslot ${name} must be a page-aligned non-negative integer, got ${v}`;
     }
-    if (bytes === 0) throw new RangeError('memslot size must not be zero');
-    for (const s of this.#slots) {
-      if (gpa < s.gpa + s.bytes && s.gpa < gpa + bytes) {
-        throw new RangeError(
-          `memslot [0x${gpa.toString(16)}, +0x${bytes.toString(16)}) overlaps another slot`,
-        );
-      }
-    }
+    if (bytes === 0) return 'memslot size must not be zero';
+    const clash = this.#slots.find((s) => gpa < s.gpa + s.bytes && s.gpa < gpa + bytes);
+    if (clash === undefined) return undefined;
+    return `memslot at GPA 0x${gpa.toString(16)} overlaps the one at 0x${clash.gpa.toString(16)}`;
+  }
+
+  /** Adds a slot; throws RangeError on misalignment or overlap (VMM programming errors). */
+  addSlot(slot: MemSlot): void {
+    const { gpa, bytes, spa } = slot;
+    const problem =
+      this.slotProblem(gpa, bytes) ??
+      (isPageAddress(spa)
+        ? undefined
+        : `memslot spa must be a page-aligned non-negative integer, got ${spa}`);
+    if (problem !== undefined) throw new RangeError(problem);
     this.#slots.push(Object.freeze({ gpa, bytes, spa }));
   }
 

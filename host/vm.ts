@@ -150,25 +150,8 @@ export class Vm {
    * (misaligned, empty or overlapping; `reason` says which) or -ENOMEM.
    */
   addMemory(gpa: number, bytes: number): { readonly ret: number; readonly reason?: string } {
-    for (const [name, v] of [
-      ['gpa', gpa],
-      ['bytes', bytes],
-    ] as const) {
-      if (!Number.isSafeInteger(v) || v < 0 || v % PAGE_SIZE !== 0) {
-        return {
-          ret: -ERRNO.EINVAL,
-          reason: `memslot ${name} must be a page-aligned non-negative integer, got ${v}`,
-        };
-      }
-    }
-    if (bytes === 0) return { ret: -ERRNO.EINVAL, reason: 'memslot size must not be zero' };
-    const clash = this.memory.slots.find((s) => gpa < s.gpa + s.bytes && s.gpa < gpa + bytes);
-    if (clash !== undefined) {
-      return {
-        ret: -ERRNO.EINVAL,
-        reason: `memslot at GPA 0x${gpa.toString(16)} overlaps the one at 0x${clash.gpa.toString(16)}`,
-      };
-    }
+    const problem = this.memory.slotProblem(gpa, bytes);
+    if (problem !== undefined) return { ret: -ERRNO.EINVAL, reason: problem };
     // Guest RAM is backed so that SPA ≡ GPA (mod 2 MiB), as hugepage-backed guest memory is (KVM maps
     // a 2 MiB NPT page only where GPA and host address agree mod 2 MiB): a 2 MiB-aligned GPA is then
     // 2 MiB aligned in system memory too, which makes the 2 MB-aligned VMSA erratum
