@@ -37,7 +37,8 @@ import { CpuMsrs, LINUX_SNP_SYSCFG, Syscfg, type WrmsrResult } from './cpu/msrs.
 import { type VmrunRequest, type VmrunResult, vmexit, vmrun } from './cpu/vmrun.js';
 import { SystemMemory } from './memory.js';
 import { type CpuProfile, DEFAULT_CPU_PROFILE } from './profile.js';
-import { encodeRmpEntry, type RmpEntry } from './rmp/entry.js';
+import type { RmpEntry } from './rmp/entry.js';
+import { PAGE_SIZE_2M } from './rmp/layout.js';
 import { RMP_BOUND_ALIGN, rmpTableBytes } from './rmp/placement.js';
 import { Rmp } from './rmp/table.js';
 
@@ -46,7 +47,7 @@ function checkedRmpEnd(base: number, covered: number, memoryBytes: number): numb
   if (!Number.isInteger(base) || base < 0 || base % RMP_BOUND_ALIGN !== 0) {
     throw new RangeError(`Platform: rmpBase must be a non-negative multiple of 8 KiB, got ${base}`);
   }
-  if (!Number.isInteger(covered) || covered <= 0 || covered % (512 * 4096) !== 0) {
+  if (!Number.isInteger(covered) || covered <= 0 || covered % PAGE_SIZE_2M !== 0) {
     throw new RangeError(
       `Platform: with rmpBase, coveredBytes must be a positive multiple of 2 MiB (RMP_END + 1 8 KiB aligned), got ${covered}`,
     );
@@ -291,8 +292,7 @@ export class Platform implements Machine {
    * Throws RangeError for a pfn outside the RMP or a field that does not fit (programming errors).
    */
   firmwareWrite(pfn: number, entry: RmpEntry): void {
-    const w = encodeRmpEntry(entry);
-    this.rmp.writeEntryWords(pfn, w[0]!, w[1]!, w[2]!, w[3]!);
+    this.rmp.writeEntry(pfn, entry);
   }
 
   /** The decoded entry of `pfn`, undefined when not RMP-covered. */

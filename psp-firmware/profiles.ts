@@ -16,7 +16,7 @@ import {
 import { SevStatus, sevStatusName } from './firmware/status.js';
 import { Platform, type PlatformOptions } from './platform.js';
 import { CPU_PROFILES, type CpuProfile, parseCpuProfile } from './profile.js';
-import { rmpAtTopOfMemory, rmpTableBytes } from './rmp/placement.js';
+import { RMP_FW_ALIGN, rmpAtTopOfMemory, rmpTableBytes } from './rmp/placement.js';
 
 export interface PlatformProfile {
   readonly name: string;
@@ -148,8 +148,8 @@ export function snpPlatformOptions(options: SnpSystemOptions, cpu: CpuProfile): 
   if (placement === 'top') {
     if (coveredBytes === undefined) rmp = rmpAtTopOfMemory(memoryBytes);
     else {
-      const table = Math.ceil(rmpTableBytes(coveredBytes) / 0x10_0000) * 0x10_0000;
-      rmp = { coveredBytes, rmpBase: Math.floor((memoryBytes - table) / 0x10_0000) * 0x10_0000 };
+      const table = Math.ceil(rmpTableBytes(coveredBytes) / RMP_FW_ALIGN) * RMP_FW_ALIGN;
+      rmp = { coveredBytes, rmpBase: Math.floor((memoryBytes - table) / RMP_FW_ALIGN) * RMP_FW_ALIGN };
     }
   } else if (placement === 'none') {
     if (coveredBytes !== undefined) rmp = { coveredBytes };

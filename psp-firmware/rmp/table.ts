@@ -43,6 +43,7 @@ import {
   W1_ASID_SHIFT,
 } from './layout.js';
 import { PageState, pageStateOfWords } from './page-state.js';
+import { rmpTableBytes } from './placement.js';
 
 /** Entries per chunk of a chunked table: 2^18 entries = 1 GiB covered = 4 MiB of RMP. */
 export const RMP_CHUNK_SHIFT = 18;
@@ -113,7 +114,7 @@ export class Rmp {
 
   /** Size in bytes of the whole table as hardware would lay it out (bookkeeping + entries). */
   get tableBytes(): number {
-    return RMP_BOOKKEEPING_SIZE + this.coveredPages * RMP_ENTRY_SIZE;
+    return rmpTableBytes(this.coveredBytes);
   }
 
   /** Chunks written at least once (the rest read as zero). */
