@@ -13,13 +13,15 @@
  * is an assigned 2 MB entry it governs all 512 pages (its GPA + page offset is the reverse map);
  * otherwise the page's own 4K entry does. Tail entries under a 2 MB entry are "don't care" (§H9).
  */
+import { W0_ASSIGNED, W0_PAGESIZE, W0_SUBPAGE_MASK } from '../rmp/layout.js';
 import type { Rmp } from '../rmp/table.js';
 import { SevFeature } from '../vmsa-layout.js';
 import { AccessKind, type MappingSize, PfErr, VC_PAGE_NOT_VALIDATED } from './codes.js';
 import type { GuestContext } from './guest-context.js';
 
-const ASSIGNED_2M = 0x3; // W0_ASSIGNED | W0_PAGESIZE
-const ASSIGNED_OR_SUBPAGES = 0xff9; // W0_ASSIGNED | W0_SUBPAGE_MASK (bits 3-11)
+// Module constants (not import bindings): the JIT folds them into the check path.
+const ASSIGNED_2M = W0_ASSIGNED | W0_PAGESIZE; // 0x3
+const ASSIGNED_OR_SUBPAGES = W0_ASSIGNED | W0_SUBPAGE_MASK; // 0xff9: bits 0 and 3-11
 
 function badAddress(what: string, value: number): never {
   throw new RangeError(`${what} must be a non-negative number, got ${value}`);

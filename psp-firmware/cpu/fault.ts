@@ -10,27 +10,25 @@ export type AccessOutcome =
   | { readonly kind: 'pf'; readonly errorCode: number; readonly flags: readonly string[] }
   | { readonly kind: 'npf'; readonly exitInfo1: bigint; readonly flags: readonly string[] };
 
-const LOW_FLAGS: readonly [number, string][] = [
-  [PfErr.PRESENT, 'P'],
-  [PfErr.WRITE, 'W'],
-  [PfErr.USER, 'U'],
-  [PfErr.FETCH, 'ID'],
-];
-const HIGH_FLAGS: readonly [number, string][] = [
-  [31, 'RMP'],
-  [32, 'GUEST_FINAL'],
-  [33, 'GUEST_PAGE'],
-  [34, 'ENC'],
-  [35, 'SIZEM'],
-  [36, 'VMPL'],
-  [37, 'SSS'],
-];
+/** The named bits of a #PF error code / EXITINFO1, lowest first (the `PfErr` table). */
+const FLAGS: readonly (readonly [bigint, string])[] = (
+  [
+    [PfErr.PRESENT, 'P'],
+    [PfErr.WRITE, 'W'],
+    [PfErr.USER, 'U'],
+    [PfErr.FETCH, 'ID'],
+    [PfErr.RMP, 'RMP'],
+    [PfErr.GUEST_FINAL, 'GUEST_FINAL'],
+    [PfErr.GUEST_PAGE, 'GUEST_PAGE'],
+    [PfErr.ENC, 'ENC'],
+    [PfErr.SIZEM, 'SIZEM'],
+    [PfErr.VMPL, 'VMPL'],
+    [PfErr.SSS, 'SSS'],
+  ] as const
+).map(([mask, name]) => [BigInt(mask), name] as const);
 
 function flagsOf(value: bigint): string[] {
-  const out: string[] = [];
-  for (const [bit, name] of LOW_FLAGS) if ((value & BigInt(bit)) !== 0n) out.push(name);
-  for (const [bit, name] of HIGH_FLAGS) if ((value >> BigInt(bit)) & 1n) out.push(name);
-  return out;
+  return FLAGS.filter(([mask]) => (value & mask) !== 0n).map(([, name]) => name);
 }
 
 /** Decodes an access-check result (see `cpu/access.ts` for the encoding). */

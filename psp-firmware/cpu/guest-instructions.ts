@@ -10,6 +10,7 @@ import {
   PAGE_SIZE,
   PAGE_SIZE_2M,
   PAGES_PER_2M,
+  VMPL_PERM_RESERVED,
   W0_ASSIGNED,
   W0_IMMUTABLE,
   W0_PAGESIZE,
@@ -160,7 +161,7 @@ export function rmpadjust(
   const target = Number(r64 & RMPADJUST_TARGET_VMPL_MASK);
   const perms = Number((r64 >> RMPADJUST_PERMS_SHIFT) & 0xffn);
   const vmsa = (r64 & RMPADJUST_VMSA) !== 0n;
-  if ((perms & 0xe0) !== 0 || target >= m.profile.vmplCount) return FAIL_INPUT;
+  if ((perms & VMPL_PERM_RESERVED) !== 0 || target >= m.profile.vmplCount) return FAIL_INPUT;
   if (target <= ctx.vmpl) return FAIL_PERMISSION;
 
   const r = resolve(m, ctx, gpa, true);
