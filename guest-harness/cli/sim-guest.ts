@@ -18,6 +18,7 @@ import { parseAgentCommand } from './ssh-options.js';
 
 const USAGE = `usage: snpsim sim-guest --port N [--host 127.0.0.1] [--host-key FILE] [--authorized-keys FILE]
                         [--backend ${Object.keys(simBackends).join('|')}] [--policy P] [--profile F]
+                        [--agent-command "PATH [ARGS]"]
 
 Serves the agent protocol over SSH, as a real SNP guest with the snpsim agent does, answered by
 the model (--backend model, the default: host policy --policy, firmware profile --profile) or by the

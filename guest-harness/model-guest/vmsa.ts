@@ -61,7 +61,7 @@ const INIT_TR_ATTRIBS = 0x83;
 /** CR0.NW | CR0.CD. // [LX] processor-flags.h */
 const CR0_NW_CD = (1n << 29n) | (1n << 30n);
 /** CR4.MCE. // [LX] processor-flags.h */
-export const X86_CR4_MCE = 1n << 6n;
+const X86_CR4_MCE = 1n << 6n;
 
 /** The model guest's BSP control registers the templates copy bits from (native_read_cr0/cr4). */
 export interface CpuControl {
@@ -133,7 +133,8 @@ function fillInitState(view: DataView, ovmf: boolean, sevStatus: bigint, cpu: Cp
 export const STUB_CODE: readonly number[] = Object.freeze([
   0x66, 0xc7, 0x06, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0xf4, 0xeb, 0xfd,
 ]);
-export const STUB_COOKIE_AT = 5;
+/** Offset of the cookie in STUB_CODE: the imm32 of the mov. */
+const STUB_COOKIE_AT = 5;
 /** Where the stub stores its cookie in the stub page. // snpsim_vmsa.c SNPSIM_MARKER_OFFSET */
 export const STUB_MARKER_OFFSET = 0x800;
 

@@ -138,7 +138,7 @@ export function schemaProblems(
  * when it is valid. Node 20's JSON.parse messages do not always carry a position, so the loader
  * finds it itself to name the line and column.
  */
-export function locateJsonError(text: string): { offset: number; message: string } | undefined {
+function locateJsonError(text: string): { offset: number; message: string } | undefined {
   let i = 0;
   class Stop {
     constructor(
