@@ -5,7 +5,7 @@
  */
 import { type Firmware, type Platform, SevStatus, sevStatusName } from '../psp-firmware/index.js';
 import { destroyVm, type VmDestroyResult } from './destroy.js';
-import { ERRNO, GHCB_VERSION_MAX, PAGE_SIZE } from './kvm-constants.js';
+import { ERRNO, errnoName, GHCB_VERSION_MAX, PAGE_SIZE } from './kvm-constants.js';
 import { PhysAllocator } from './memory.js';
 import type { HostPolicy } from './policy/knobs.js';
 import { SVM_SEV_FEAT } from './svm-constants.js';
@@ -71,9 +71,16 @@ export class Kvm {
     this.minSevAsid = options.minSevAsid ?? 100;
   }
 
-  /** KVM_CREATE_VM + KVM_SEV_INIT2 + memslots + vCPUs. Bad input is a negative errno with a reason. */
+  /**
+   * KVM_CREATE_VM + KVM_SEV_INIT2 + memslots + vCPUs. Bad input is a negative errno with a reason
+   * naming the layer; a VM that could not be completed gives back the pages it took and its ASID.
+   */
   createVm(config: VmConfig): VmCreateResult {
-    const fail = (errno: number, detail: string): VmCreateResult => ({ ok: false, errno: -errno, detail });
+    const fail = (errno: number, detail: string): VmCreateResult => ({
+      ok: false,
+      errno: -errno,
+      detail: `kvm: ${detail}`,
+    });
     const isSnp = (config.vmType ?? 'snp') === 'snp';
     const requested = config.vmsaFeatures ?? 0n;
     if (requested < 0n || (requested & ~this.supportedVmsaFeatures) !== 0n) {
@@ -90,6 +97,10 @@ export class Kvm {
     if (!Number.isInteger(maxPhy) || maxPhy < 32 || maxPhy > 52) {
       return fail(ERRNO.EINVAL, `guestMaxPhyAddr must be an integer in 32..52, got ${maxPhy}`);
     }
+    const count = config.vcpus ?? 0;
+    if (!Number.isInteger(count) || count < 0 || count > 1024) {
+      return fail(ERRNO.EINVAL, `vcpus must be an integer in 0..1024, got ${count}`);
+    }
     const asid = this.#asidNew();
     if (typeof asid === 'string') return fail(ERRNO.EBUSY, asid);
     const vm = new Vm(this, {
@@ -102,18 +113,31 @@ export class Kvm {
     });
     for (const slot of config.memory ?? []) {
       const added = vm.addMemory(slot.gpa, slot.bytes);
-      if (added.ret !== 0) return fail(-added.ret, added.reason ?? 'memslot rejected');
-    }
-    const count = config.vcpus ?? 0;
-    if (!Number.isInteger(count) || count < 0 || count > 1024) {
-      return fail(ERRNO.EINVAL, `vcpus must be an integer in 0..1024, got ${count}`);
+      if (added.ret !== 0) {
+        this.#release(vm);
+        return fail(-added.ret, added.reason ?? 'memslot rejected');
+      }
     }
     for (let id = 0; id < count; id++) {
       const v = vm.createVcpu(id);
-      if (typeof v === 'number') return fail(-v, `KVM_CREATE_VCPU ${id} failed`);
+      if (typeof v === 'number') {
+        this.#release(vm);
+        return fail(-v, `KVM_CREATE_VCPU ${id} failed (-${errnoName(v)})`);
+      }
     }
     this.#asids.add(asid);
     return { ok: true, vm };
+  }
+
+  /**
+   * The pages of a VM that was never completed (nothing in it ran or was made private): its memslots'
+   * backing and its launch VMSA pages go back to the allocator. Its ASID was never entered in
+   * sev_asid_bitmap, so it is free again.
+   */
+  #release(vm: Vm): void {
+    for (const slot of vm.memory.slots)
+      for (let spa = slot.spa; spa < slot.spa + slot.bytes; spa += PAGE_SIZE) this.alloc.free(spa);
+    for (const vcpu of vm.vcpus) if (vcpu.launchVmsaPa !== undefined) this.alloc.free(vcpu.launchVmsaPa);
   }
 
   /**
@@ -163,7 +187,7 @@ export class Kvm {
     if (fw !== undefined) {
       const status = fw.dfFlush();
       if (status !== SevStatus.SUCCESS) {
-        return `SEV-SNP: DF_FLUSH failed with ${sevStatusName(status)}: ${fw.lastError?.reason ?? ''}`;
+        return `firmware: SNP_DF_FLUSH failed with ${sevStatusName(status)}: ${fw.lastError?.reason ?? ''}`;
       }
     }
     for (const asid of this.#reclaim) this.#asids.delete(asid);

@@ -230,9 +230,24 @@ test('KVM_CREATE_VM/KVM_SEV_INIT2 input errors are errno values with a reason', 
     -ERRNO.ENOMEM,
     -ERRNO.EINVAL,
   ]);
-  for (const r of bad) assert.ok(!r.ok && r.detail.length > 10);
+  for (const r of bad) assert.match(r.ok ? '' : r.detail, /^kvm: \S.{10}/, 'names the layer and the reason');
   const good = kvm.createVm({ policy, vcpus: 1 });
   assert.ok(good.ok);
   assert.equal(good.vm.createVcpu(0), -ERRNO.EINVAL, 'duplicate vcpu_id');
   assert.equal(good.vm.vmsaFeatures, 0x1n, 'SNPActive forced on');
+});
+
+test('a VM that fails half-way through KVM_CREATE_VM gives back the pages it took', () => {
+  const { platform, firmware } = createSnpSystem({ memoryBytes: 64 * MiB, init: true });
+  // 16 host pages at 1 MiB; a memslot at GPA 1 MiB is backed there (SPA ≡ GPA mod 2 MiB).
+  const kvm = new Kvm({ platform, firmware, hostMemory: { start: MiB, end: MiB + 16 * 4096 } });
+  const policy = policyOf('linux-6.11');
+  // Guest RAM (8 pages) fits, 16 launch VMSA pages do not.
+  const tooMany = kvm.createVm({ policy, memory: [{ gpa: MiB, bytes: 8 * 4096 }], vcpus: 16 });
+  assert.equal(tooMany.ok ? 0 : tooMany.errno, -ERRNO.ENOMEM);
+  assert.match(tooMany.ok ? '' : tooMany.detail, /^kvm: KVM_CREATE_VCPU 8 failed \(-ENOMEM\)/);
+  // Its 8 RAM pages and 8 VMSA pages are free again: 16 vCPUs fit now.
+  const good = kvm.createVm({ policy, vcpus: 16 });
+  assert.ok(good.ok, good.ok ? '' : good.detail);
+  assert.equal(good.vm.asid, 1, 'the failed VM never held an ASID');
 });
