@@ -54,7 +54,7 @@ import {
 import type { GuestContextPage } from './guest-context.js';
 import { calcTscScale } from './launch.js';
 import { currentTcb, reportedTcb } from './platform-cmds.js';
-import { decodeTcb } from './profile.js';
+import { decodeTcb, tcbExceeds } from './profile.js';
 import { SnpGuestState } from './state.js';
 import { SevStatus } from './status.js';
 
@@ -144,14 +144,7 @@ function keyResponse(fw: FirmwareCore, ctx: GuestContextPage, req: Uint8Array, v
   if ((gfs & GuestFieldSelect.TCB_VERSION) !== 0n) {
     const layout = fw.profile.tcbLayout;
     const want = decodeTcb(k.tcbVersion, layout);
-    const have = decodeTcb(fw.state.committedTcb, layout);
-    if (
-      !want.reservedZero ||
-      want.bootLoader > have.bootLoader ||
-      want.tee > have.tee ||
-      want.snp > have.snp ||
-      want.microcode > have.microcode
-    ) {
+    if (!want.reservedZero || tcbExceeds(want, decodeTcb(fw.state.committedTcb, layout))) {
       return fail(SevStatus.INVALID_PARAM);
     }
     rootTcb = k.tcbVersion;

@@ -15,6 +15,7 @@ import {
   KeySel,
   MsgType,
   openGuestMessage,
+  parsePlatformProfile,
   REPORT_RSP_SIZE,
   SevStatus,
   SigningKey,
@@ -462,6 +463,26 @@ describe('SNP_GUEST_REQUEST MSG_KEY_REQ', () => {
       key(s, 7n, { guestFieldSelect: GuestFieldSelect.TCB_VERSION, tcbVersion: lower | (1n << 16n) }).status,
       SevStatus.INVALID_PARAM,
       'reserved TCB byte',
+    );
+  });
+
+  it('Turin TCB layout: an FMC SVN above the committed one is refused like any other SVN', () => {
+    const committedTcb = { fmc: 2, bootLoader: 3, tee: 0, snp: 5, microcode: 0x40 };
+    const p = parsePlatformProfile({
+      firmware: { tcbLayout: 'turin', currentTcb: committedTcb, committedTcb },
+    });
+    assert.ok(p.ok);
+    const s = initSystem(p.profile);
+    runningGuest(s);
+    markFirmware(s.platform, RSP);
+    const tcb = (fmc: number) => encodeTcb({ ...committedTcb, fmc }, 'turin');
+    const sel = GuestFieldSelect.TCB_VERSION;
+    assert.equal(key(s, 1n, { guestFieldSelect: sel, tcbVersion: tcb(1) }).status, 0, 'lower FMC');
+    assert.equal(key(s, 3n, { guestFieldSelect: sel, tcbVersion: tcb(2) }).status, 0, 'committed TCB');
+    assert.equal(
+      key(s, 5n, { guestFieldSelect: sel, tcbVersion: tcb(3) }).status,
+      SevStatus.INVALID_PARAM,
+      'FMC above the committed TCB',
     );
   });
 
