@@ -4,9 +4,7 @@
  */
 import { SnpsimError, SnpsimErrorCode } from '../errors.js';
 import { type AgentHello, type AgentRequest, DEFAULT_AGENT_PATH } from '../protocol/index.js';
-import type { SshAuthOptions } from '../ssh/auth.js';
-import { SshConnection } from '../ssh/connection.js';
-import type { HostKeyPolicy } from '../ssh/host-key-policy.js';
+import { SshConnection, type SshConnectOptions } from '../ssh/connection.js';
 import { remoteCommand } from '../ssh/remote-command.js';
 import { encodeBatch, exchange, ssh2AgentChannel } from './exchange.js';
 import type { AgentTarget, BatchOptions, BatchResult } from './target.js';
@@ -17,13 +15,8 @@ export const DEFAULT_AGENT_COMMAND: readonly string[] = Object.freeze([DEFAULT_A
 /** Default per-step timeout (also for the hello of `open()`). */
 export const DEFAULT_STEP_TIMEOUT_MS = 10_000;
 
-export interface SshTargetOptions {
-  readonly hostKey: HostKeyPolicy;
-  readonly auth?: SshAuthOptions;
-  readonly readyTimeoutMs?: number;
-  readonly keepaliveIntervalMs?: number;
-  readonly keepaliveCountMax?: number;
-  readonly maxSessions?: number;
+/** The connection's options (host key policy, auth, timeouts, keepalive, sessions) and the agent's. */
+export interface SshTargetOptions extends Omit<SshConnectOptions, 'host' | 'port' | 'username'> {
   /** The agent command as argv (each element validated, then single-quoted). */
   readonly agentCommand?: readonly string[];
   /** Step timeout for the hello read by `open()`. */
@@ -55,20 +48,12 @@ export class SshAgentTarget implements AgentTarget {
   /** Connects (once) without talking to the agent; install and doctor use the connection directly. */
   async connect(): Promise<SshConnection> {
     if (this.#connection !== undefined && this.#connection.lost === undefined) return this.#connection;
+    const { agentCommand: _agent, helloTimeoutMs: _hello, ...connection } = this.#options;
     this.#connecting ??= SshConnection.connect({
+      ...connection,
       host: this.url.host,
       port: this.url.port,
       username: this.url.user,
-      hostKey: this.#options.hostKey,
-      ...(this.#options.auth !== undefined ? { auth: this.#options.auth } : {}),
-      ...(this.#options.readyTimeoutMs !== undefined ? { readyTimeoutMs: this.#options.readyTimeoutMs } : {}),
-      ...(this.#options.keepaliveIntervalMs !== undefined
-        ? { keepaliveIntervalMs: this.#options.keepaliveIntervalMs }
-        : {}),
-      ...(this.#options.keepaliveCountMax !== undefined
-        ? { keepaliveCountMax: this.#options.keepaliveCountMax }
-        : {}),
-      ...(this.#options.maxSessions !== undefined ? { maxSessions: this.#options.maxSessions } : {}),
     });
     try {
       this.#connection = await this.#connecting;
