@@ -83,17 +83,12 @@ const kvmError = (errno: number, detail: string): LaunchResult => ({
   detail: `kvm: ${detail} (-${errnoName(errno)})`,
 });
 
-function fwFailure(fw: Firmware, status: number, what: string, pages?: number): LaunchResult {
+function fwFailure(fw: Firmware, status: number, what: string): LaunchResult {
   return {
     ret: -ERRNO.EIO,
     fwError: status,
     detail: `firmware: ${what} failed with ${sevStatusName(status)} (${fw.lastError?.reason ?? ''}) (-EIO)`,
-    ...(pages === undefined ? {} : { pages }),
   };
-}
-
-function firmwareOf(vm: Vm): Firmware | undefined {
-  return vm.kvm.firmware;
 }
 
 /** snp_alloc_firmware_page: a host page made Firmware-owned (rmp_mark_pages_firmware). */
@@ -127,24 +122,29 @@ function reclaimPage(vm: Vm, fw: Firmware, spa: number): boolean {
   return shared === 0;
 }
 
+/** snp_free_firmware_page: reclaimed, then back to the host allocator (leaked if the reclaim failed). */
+function freeFirmwarePage(vm: Vm, fw: Firmware, spa: number): void {
+  if (reclaimPage(vm, fw, spa)) vm.kvm.alloc.free(spa);
+}
+
 /**
  * snp_decommission_context: SNP_DECOMMISSION (which unbinds the ASID), then the context page back to
- * the host (snp_free_firmware_page: reclaimed, then freed). A failed DECOMMISSION keeps the context
- * (Linux WARNs and returns the error). Returns the firmware status; SUCCESS when there is no context.
+ * the host (snp_free_firmware_page). A failed DECOMMISSION keeps the context (Linux WARNs and returns
+ * the error). Returns the firmware status; SUCCESS when there is no context.
  */
 export function snpDecommissionContext(vm: Vm, fw: Firmware): number {
   const gctx = vm.gctxPa;
   if (gctx === undefined) return SevStatus.SUCCESS;
   const status = fw.decommission(gctx);
   if (status !== SevStatus.SUCCESS) return status;
-  if (reclaimPage(vm, fw, gctx)) vm.kvm.alloc.free(gctx);
+  freeFirmwarePage(vm, fw, gctx);
   vm.gctxPa = undefined;
   return SevStatus.SUCCESS;
 }
 
 /** KVM_SEV_SNP_LAUNCH_START: policy checks, SNP_GCTX_CREATE, SNP_LAUNCH_START, SNP_ACTIVATE. */
 export function snpLaunchStart(vm: Vm, params: LaunchStartParams): LaunchResult {
-  const fw = firmwareOf(vm);
+  const fw = vm.kvm.firmware;
   if (!vm.isSnp || fw === undefined) return kvmError(ERRNO.ENOTTY, 'not an SNP VM (or no SNP firmware)');
   if (vm.gctxPa !== undefined) return kvmError(ERRNO.EINVAL, 'an SNP context already exists for this VM');
   if ((params.flags ?? 0) !== 0) return kvmError(ERRNO.EINVAL, `flags must be 0, got ${params.flags}`);
@@ -161,7 +161,7 @@ export function snpLaunchStart(vm: Vm, params: LaunchStartParams): LaunchResult 
   if (gctx === undefined) return kvmError(ERRNO.ENOTTY, 'snp_context_create: no firmware page');
   const created = fw.gctxCreate(gctx);
   if (created !== SevStatus.SUCCESS) {
-    reclaimPage(vm, fw, gctx);
+    freeFirmwarePage(vm, fw, gctx);
     return { ...fwFailure(fw, created, 'SNP_GCTX_CREATE'), ret: -ERRNO.ENOTTY };
   }
   vm.gctxPa = gctx;
@@ -188,14 +188,59 @@ export function snpLaunchStart(vm: Vm, params: LaunchStartParams): LaunchResult 
 const UPDATE_TYPES: ReadonlySet<number> = new Set(Object.values(KVM_SEV_SNP_PAGE_TYPE));
 
 /**
- * KVM_SEV_SNP_LAUNCH_UPDATE: per page, the page must be private and still hypervisor-owned; it is
- * filled from the source (zeroed for ZERO), made Pre-Guest (rmp_make_private, immutable) and handed
- * to SNP_LAUNCH_UPDATE. A firmware failure reclaims that page (a rejected CPUID page is copied back
- * to the source). As kvm_gmem_populate does, a failure after some pages returns 0 with the count.
+ * sev_gmem_post_populate for page `i` of a KVM_SEV_SNP_LAUNCH_UPDATE: the page must be private and
+ * still hypervisor-owned; it is filled from the source (zeroed for ZERO), made Pre-Guest
+ * (rmp_make_private, immutable) and handed to SNP_LAUNCH_UPDATE. A firmware failure reclaims the page
+ * (a rejected CPUID page is copied back to the source). Returns the failure, or undefined.
+ */
+function launchUpdatePage(
+  vm: Vm,
+  fw: Firmware,
+  gctx: number,
+  params: LaunchUpdateParams,
+  i: number,
+): LaunchResult | undefined {
+  const { data, type } = params;
+  const gfn = params.gfnStart + i;
+  const gpa = gfn * PAGE_SIZE;
+  const spa = vm.memory.translate(gpa);
+  if (spa < 0 || !vm.isPrivate(gpa)) {
+    return kvmError(ERRNO.EINVAL, `GPA 0x${gpa.toString(16)} is not private guest memory`);
+  }
+  if (vm.platform.firmwareRead(spa / PAGE_SIZE)?.assigned === true) {
+    return kvmError(ERRNO.EEXIST, `GFN 0x${gfn.toString(16)} RMP entry is not in the initial shared state`);
+  }
+  if (type === KVM_SEV_SNP_PAGE_TYPE.ZERO) vm.platform.memory.fill(spa, PAGE_SIZE, 0);
+  else vm.platform.memory.write(spa, data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+  const made = vm.platform.rmpupdate(spa, {
+    gpa,
+    assigned: true,
+    pageSize: 0,
+    immutable: true,
+    asid: vm.asid,
+  });
+  if (made !== 0) {
+    return kvmError(ERRNO.EIO, `rmp_make_private of 0x${spa.toString(16)}: RMPUPDATE status ${made}`);
+  }
+  const status = fw.launchUpdate({ gctxPaddr: gctx, address: spa, pageType: type, pageSize: 0 });
+  if (status === SevStatus.SUCCESS) return undefined;
+  const failure = fwFailure(fw, status, `SNP_LAUNCH_UPDATE of GPA 0x${gpa.toString(16)}`);
+  reclaimPage(vm, fw, spa);
+  if (type === KVM_SEV_SNP_PAGE_TYPE.CPUID && status === SevStatus.INVALID_PARAM) {
+    data.set(vm.platform.memory.read(spa, PAGE_SIZE), i * PAGE_SIZE);
+  }
+  return failure;
+}
+
+/**
+ * KVM_SEV_SNP_LAUNCH_UPDATE: KVM's checks of the parameters, then every page in turn
+ * (`launchUpdatePage`). As kvm_gmem_populate does, a failure after some pages returns 0 with the
+ * count; a failure of the first page is the error itself.
  */
 export function snpLaunchUpdate(vm: Vm, params: LaunchUpdateParams): LaunchResult {
-  const fw = firmwareOf(vm);
-  if (!vm.isSnp || fw === undefined || vm.gctxPa === undefined) {
+  const fw = vm.kvm.firmware;
+  const gctx = vm.gctxPa;
+  if (!vm.isSnp || fw === undefined || gctx === undefined) {
     return kvmError(ERRNO.EINVAL, 'no SNP launch in progress (KVM_SEV_SNP_LAUNCH_START first)');
   }
   const { data, type, gfnStart } = params;
@@ -208,44 +253,9 @@ export function snpLaunchUpdate(vm: Vm, params: LaunchUpdateParams): LaunchResul
     return kvmError(ERRNO.EINVAL, `bad gfn_start ${gfnStart}`);
   const npages = data.length / PAGE_SIZE;
   for (let i = 0; i < npages; i++) {
-    const gpa = (gfnStart + i) * PAGE_SIZE;
-    const partial = (r: LaunchResult): LaunchResult =>
-      i > 0 ? ok(`${i} pages done; page ${i} failed: ${r.detail}`, i) : r;
-    const spa = vm.memory.translate(gpa);
-    if (spa < 0 || !vm.isPrivate(gpa)) {
-      return partial(kvmError(ERRNO.EINVAL, `GPA 0x${gpa.toString(16)} is not private guest memory`));
-    }
-    const entry = vm.platform.firmwareRead(spa / PAGE_SIZE);
-    if (entry?.assigned === true) {
-      return partial(
-        kvmError(
-          ERRNO.EEXIST,
-          `GFN 0x${(gfnStart + i).toString(16)} RMP entry is not in the initial shared state`,
-        ),
-      );
-    }
-    if (type === KVM_SEV_SNP_PAGE_TYPE.ZERO) vm.platform.memory.fill(spa, PAGE_SIZE, 0);
-    else vm.platform.memory.write(spa, data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-    const made = vm.platform.rmpupdate(spa, {
-      gpa,
-      assigned: true,
-      pageSize: 0,
-      immutable: true,
-      asid: vm.asid,
-    });
-    if (made !== 0)
-      return partial(
-        kvmError(ERRNO.EIO, `rmp_make_private of 0x${spa.toString(16)}: RMPUPDATE status ${made}`),
-      );
-    const status = fw.launchUpdate({ gctxPaddr: vm.gctxPa, address: spa, pageType: type, pageSize: 0 });
-    if (status !== SevStatus.SUCCESS) {
-      const r = fwFailure(fw, status, `SNP_LAUNCH_UPDATE of GPA 0x${gpa.toString(16)}`);
-      reclaimPage(vm, fw, spa);
-      if (type === KVM_SEV_SNP_PAGE_TYPE.CPUID && status === SevStatus.INVALID_PARAM) {
-        data.set(vm.platform.memory.read(spa, PAGE_SIZE), i * PAGE_SIZE);
-      }
-      return i > 0 ? { ...ok(`${i} pages done; page ${i} failed: ${r.detail}`, i) } : { ...r, pages: 0 };
-    }
+    const failure = launchUpdatePage(vm, fw, gctx, params, i);
+    if (failure === undefined) continue;
+    return i > 0 ? ok(`${i} pages done; page ${i} failed: ${failure.detail}`, i) : failure;
   }
   return ok(`${npages} pages measured`, npages);
 }
@@ -256,7 +266,7 @@ export function snpLaunchUpdate(vm: Vm, params: LaunchUpdateParams): LaunchResul
  * SNP_LAUNCH_UPDATE(VMSA); then SNP_LAUNCH_FINISH with the ID block, ID auth and HOST_DATA.
  */
 export function snpLaunchFinish(vm: Vm, params: LaunchFinishParams = {}): LaunchResult {
-  const fw = firmwareOf(vm);
+  const fw = vm.kvm.firmware;
   if (!vm.isSnp || fw === undefined) return kvmError(ERRNO.ENOTTY, 'not an SNP VM (or no SNP firmware)');
   if (vm.gctxPa === undefined)
     return kvmError(ERRNO.EINVAL, 'no SNP context (KVM_SEV_SNP_LAUNCH_START first)');
@@ -309,12 +319,16 @@ export function snpLaunchFinish(vm: Vm, params: LaunchFinishParams = {}): Launch
     }
     vcpu.guestStateProtected = true;
   }
+  // psp_copy_user_blob: the ID block and ID auth in host pages, freed after the command.
   let idBlockPaddr = 0;
   let idAuthPaddr = 0;
   if (params.idBlock !== undefined && params.idAuth !== undefined) {
     const a = vm.kvm.alloc.allocPage();
     const b = vm.kvm.alloc.allocPage();
-    if (a === undefined || b === undefined) return kvmError(ERRNO.ENOMEM, 'no host page for the ID block');
+    if (a === undefined || b === undefined) {
+      if (a !== undefined) vm.kvm.alloc.free(a);
+      return kvmError(ERRNO.ENOMEM, 'no host page for the ID block');
+    }
     vm.platform.memory.write(a, params.idBlock);
     vm.platform.memory.write(b, params.idAuth);
     idBlockPaddr = a;
@@ -329,6 +343,10 @@ export function snpLaunchFinish(vm: Vm, params: LaunchFinishParams = {}): Launch
     vcekDisabled: params.vcekDisabled === true,
     ...(params.hostData === undefined ? {} : { hostData: params.hostData }),
   });
+  if (idBlockPaddr !== 0) {
+    vm.kvm.alloc.free(idBlockPaddr);
+    vm.kvm.alloc.free(idAuthPaddr);
+  }
   if (status !== SevStatus.SUCCESS) return fwFailure(fw, status, 'SNP_LAUNCH_FINISH');
   vm.launchState = 'running';
   return ok(`launch finished: ${vm.vcpus.length} vCPU VMSAs measured`);

@@ -251,3 +251,17 @@ test('a VM that fails half-way through KVM_CREATE_VM gives back the pages it too
   assert.ok(good.ok, good.ok ? '' : good.detail);
   assert.equal(good.vm.asid, 1, 'the failed VM never held an ASID');
 });
+
+test('LAUNCH_FINISH copies the ID block and ID auth into host pages and frees them after the command', () => {
+  const { platform, firmware } = createSnpSystem({ memoryBytes: 64 * MiB, init: true });
+  // Three host pages: the context page and the two ID pages, so a leak shows as -ENOMEM.
+  const kvm = new Kvm({ platform, firmware, hostMemory: { start: MiB, end: MiB + 3 * 4096 } });
+  const created = kvm.createVm({ policy: policyOf('linux-6.11') });
+  assert.ok(created.ok, created.ok ? '' : created.detail);
+  assert.equal(snpLaunchStart(created.vm, { policy: GUEST_POLICY }).ret, 0);
+  const id = { idBlock: new Uint8Array(96), idAuth: new Uint8Array(4096) };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const r = snpLaunchFinish(created.vm, id);
+    assert.notEqual(r.ret, -ERRNO.ENOMEM, `attempt ${attempt}: ${r.detail}`);
+  }
+});
