@@ -67,9 +67,6 @@ export function u32(b: Uint8Array, off: number): number {
 export function u64(b: Uint8Array, off: number): bigint {
   return (BigInt(u32(b, off + 4)) << 32n) | BigInt(u32(b, off));
 }
-export function putU8(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-}
 export function putU16(b: Uint8Array, off: number, v: number): void {
   b[off] = v & 0xff;
   b[off + 1] = (v >>> 8) & 0xff;
@@ -188,8 +185,9 @@ export function encodeTwoAddr(size: number, a: number | bigint, c: number | bigi
   return b;
 }
 
+/** gctx and two page addresses: `sev_data_snp_guest_request` and `sev_data_snp_dbg` (same 24-byte layout). */
 export function encodeThreeAddr(a: number | bigint, c: number | bigint, d: number | bigint): Uint8Array {
-  const b = new Uint8Array(0x18);
+  const b = new Uint8Array(Layouts.guestRequest.size);
   putU64(b, 0x00, a);
   putU64(b, 0x08, c);
   putU64(b, 0x10, d);
