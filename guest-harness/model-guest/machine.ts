@@ -84,8 +84,12 @@ const GHCB_DEFAULT_USAGE = 0;
 const MAX_FAULT_RETRIES = 8;
 /** Scheduler rounds after which vCPUs that keep running count as spinning (the model's "time"). */
 const MAX_SETTLE_ROUNDS = 64;
-/** GHCB_MSR_TERM_REQ reason set 0 (general), code 0x3 (#VC the kernel cannot handle). Model choice. */
-const TERM_REASON_VC = 0x3;
+/**
+ * The termination Linux requests on a #VC it cannot handle in kernel space (exc_vmm_communication:
+ * sev_es_terminate(SEV_TERM_SET_GEN, GHCB_SEV_ES_GEN_REQ)). // [LX] arch/x86/include/asm/sev-common.h
+ */
+const SEV_TERM_SET_GEN = 0;
+const GHCB_SEV_ES_GEN_REQ = 0;
 
 export interface MachineConfig {
   readonly policyName: string;
@@ -512,11 +516,11 @@ export class Machine {
 
   /**
    * An exception the kernel cannot handle in this context (#VC 0x404 on its own page, #GP, #UD):
-   * Linux terminates the guest through the GHCB MSR protocol (sev_es_terminate). Model choice of
-   * reason code (TERM_REASON_VC).
+   * the guest is terminated through the GHCB MSR protocol with Linux's reason for an unhandled #VC
+   * (set 0, GHCB_SEV_ES_GEN_REQ). Model choice: #GP and #UD end the same way (Linux would oops).
    */
   #terminate(entry: GuestEntry): GuestExit {
-    entry.writeGhcbMsr(termRequest(0, TERM_REASON_VC));
+    entry.writeGhcbMsr(termRequest(SEV_TERM_SET_GEN, GHCB_SEV_ES_GEN_REQ));
     return { kind: 'vmgexit' };
   }
 

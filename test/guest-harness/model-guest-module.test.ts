@@ -173,6 +173,14 @@ test('the guest stops when its VM stops, and stays stopped', () => {
   assert.match(g.state().stopped ?? '', /FAIL_ENTRY/);
 });
 
+test('a #VC the kernel cannot handle terminates the guest with Linux reason set 0, GHCB_SEV_ES_GEN_REQ', () => {
+  const g = boot();
+  ok(g, { verb: 'vmsa-alloc', h: 0, placement: 'split', memory: 'unvalidated' });
+  // RMPADJUST of a page that is not validated is #VC 0x404 (genoa); the kernel has no handler for it.
+  assert.ok(isStopped(g.execute({ verb: 'rmpadjust', h: 0, rdx: 0x10001n, size: 0 })));
+  assert.match(g.stopped ?? '', /requested termination: 0x0:0x0/);
+});
+
 test('host steps: KVM_SET_MP_STATE return values, and no vCPU', () => {
   const g = boot();
   assert.deepEqual(g.execute({ verb: 'host-set-mp-state', vcpu: 1, state: 5 }), {
