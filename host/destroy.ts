@@ -15,10 +15,11 @@
  *     pages in DECOMMISSION, and SNP_ACTIVATE of a reused ASID needs them gone (RMP counter 0).
  * The memory returns to KVM's page allocator. Nothing throws; a VM destroyed twice is refused.
  */
-import { sevStatusName } from '../psp-firmware/index.js';
+import { RMP_PG_SIZE_2M, sevStatusName } from '../psp-firmware/index.js';
 import { PAGE_SIZE, PMD_SIZE } from './kvm-constants.js';
 import { snpDecommissionContext } from './launch.js';
 import type { RunOutcome } from './outcome.js';
+import { rmpMakeShared } from './rmp-ops.js';
 import type { Vm } from './vm.js';
 
 /** What `Kvm.destroyVm` did. */
@@ -41,13 +42,6 @@ export type VmDestroyResult =
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 
-/** rmp_make_shared(pfn, 4K): RMPUPDATE to hypervisor-owned; true on success. */
-function makeShared(vm: Vm, spa: number): boolean {
-  return (
-    vm.platform.rmpupdate(spa, { gpa: 0, assigned: false, pageSize: 0, immutable: false, asid: 0 }) === 0
-  );
-}
-
 /** sev_gmem_invalidate over one memslot's backing [spa, spa + bytes). */
 function gmemInvalidate(vm: Vm, start: number, bytes: number, leaked: number[]): number {
   const end = start + bytes;
@@ -62,20 +56,14 @@ function gmemInvalidate(vm: Vm, start: number, bytes: number, leaked: number[]):
     }
     const whole2M = in2M && spa % PMD_SIZE === 0 && spa + PMD_SIZE <= end;
     if (whole2M) {
-      const status = vm.platform.rmpupdate(spa, {
-        gpa: 0,
-        assigned: false,
-        pageSize: 1,
-        immutable: false,
-        asid: 0,
-      });
+      const status = rmpMakeShared(vm.platform, spa, RMP_PG_SIZE_2M);
       if (status === 0) released += PMD_SIZE / PAGE_SIZE;
       else for (let p = spa; p < spa + PMD_SIZE; p += PAGE_SIZE) leaked.push(p);
       spa += PMD_SIZE;
       continue;
     }
     if (in2M) vm.platform.psmash(spa - (spa % PMD_SIZE)); // WARN_ONCE on failure; the update below decides
-    if (makeShared(vm, spa)) released++;
+    if (rmpMakeShared(vm.platform, spa) === 0) released++;
     else leaked.push(spa);
     spa += PAGE_SIZE;
   }
@@ -119,7 +107,7 @@ export function destroyVm(vm: Vm, freeAsid: (asid: number) => void): VmDestroyRe
     const pa = vcpu.launchVmsaPa;
     if (pa === undefined) continue;
     if (vm.isSnp) {
-      if (!makeShared(vm, pa)) {
+      if (rmpMakeShared(vm.platform, pa) !== 0) {
         leaked.push(pa);
         continue;
       }

@@ -24,6 +24,7 @@ import {
   SNP_POLICY_MASK_RSVD_MBO,
   SNP_POLICY_MASK_VALID,
 } from './kvm-constants.js';
+import { rmpMakePrivate, rmpMakeShared, rmpMarkFirmware } from './rmp-ops.js';
 import type { Vm } from './vm.js';
 
 /** An ioctl's result: `ret` (0 or -errno) and `fwError` (argp->error, the firmware status, 0 if none). */
@@ -95,15 +96,7 @@ function fwFailure(fw: Firmware, status: number, what: string): LaunchResult {
 function allocFirmwarePage(vm: Vm): number | undefined {
   const page = vm.kvm.alloc.allocPage();
   if (page === undefined) return undefined;
-  const status = vm.platform.rmpupdate(page, {
-    gpa: 0,
-    assigned: true,
-    pageSize: 0,
-    immutable: true,
-    asid: 0,
-  });
-  if (status !== 0) return undefined;
-  return page;
+  return rmpMarkFirmware(vm.platform, page) === 0 ? page : undefined;
 }
 
 /**
@@ -111,15 +104,7 @@ function allocFirmwarePage(vm: Vm): number | undefined {
  * stays unusable (a failure leaks it, as Linux does).
  */
 function reclaimPage(vm: Vm, fw: Firmware, spa: number): boolean {
-  if (fw.pageReclaim(spa) !== SevStatus.SUCCESS) return false;
-  const shared = vm.platform.rmpupdate(spa, {
-    gpa: 0,
-    assigned: false,
-    pageSize: 0,
-    immutable: false,
-    asid: 0,
-  });
-  return shared === 0;
+  return fw.pageReclaim(spa) === SevStatus.SUCCESS && rmpMakeShared(vm.platform, spa) === 0;
 }
 
 /** snp_free_firmware_page: reclaimed, then back to the host allocator (leaked if the reclaim failed). */
@@ -212,13 +197,7 @@ function launchUpdatePage(
   }
   if (type === KVM_SEV_SNP_PAGE_TYPE.ZERO) vm.platform.memory.fill(spa, PAGE_SIZE, 0);
   else vm.platform.memory.write(spa, data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
-  const made = vm.platform.rmpupdate(spa, {
-    gpa,
-    assigned: true,
-    pageSize: 0,
-    immutable: true,
-    asid: vm.asid,
-  });
+  const made = rmpMakePrivate(vm.platform, spa, gpa, vm.asid, true);
   if (made !== 0) {
     return kvmError(ERRNO.EIO, `rmp_make_private of 0x${spa.toString(16)}: RMPUPDATE status ${made}`);
   }
@@ -297,13 +276,7 @@ export function snpLaunchFinish(vm: Vm, params: LaunchFinishParams = {}): Launch
       vmmType,
     });
     vm.platform.memory.write(pa, image);
-    const made = vm.platform.rmpupdate(pa, {
-      gpa: vm.launchVmsaGpa,
-      assigned: true,
-      pageSize: 0,
-      immutable: true,
-      asid: vm.asid,
-    });
+    const made = rmpMakePrivate(vm.platform, pa, vm.launchVmsaGpa, vm.asid, true);
     if (made !== 0)
       return kvmError(ERRNO.EIO, `rmp_make_private of VMSA 0x${pa.toString(16)}: RMPUPDATE status ${made}`);
     const status = fw.launchUpdate({

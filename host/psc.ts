@@ -20,6 +20,7 @@ import {
   SNP_PAGE_STATE_SHARED,
 } from './ghcb/msr-protocol.js';
 import { PAGE_SIZE } from './kvm-constants.js';
+import { rmpMakePrivate, rmpMakeShared } from './rmp-ops.js';
 import type { Vm } from './vm.js';
 
 /** VMGEXIT_PSC_MAX_COUNT: entries the GHCB spec allows [LX] sev-common.h */
@@ -40,8 +41,8 @@ export function mapGpaRange(vm: Vm, gfn: number, npages: number, toPrivate: bool
     if (spa < 0) return false;
     if (vm.isPrivate(gpa) === toPrivate && vm.rmpMatches(spa, gpa, toPrivate)) continue;
     const status = toPrivate
-      ? vm.platform.rmpupdate(spa, { gpa, assigned: true, pageSize: 0, immutable: false, asid: vm.asid })
-      : vm.platform.rmpupdate(spa, { gpa: 0, assigned: false, pageSize: 0, immutable: false, asid: 0 });
+      ? rmpMakePrivate(vm.platform, spa, gpa, vm.asid, false)
+      : rmpMakeShared(vm.platform, spa);
     if (status !== 0) return false;
     vm.setPrivate(gpa, toPrivate);
   }

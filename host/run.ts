@@ -31,6 +31,7 @@ import {
 } from './mp-state.js';
 import type { GuestCode, GuestEntry, GuestExit, RunEvent, RunOutcome } from './outcome.js';
 import { mapGpaRange } from './psc.js';
+import { rmpMakePrivate } from './rmp-ops.js';
 import { point, type Steps, waitUntil } from './steps.js';
 import { SVM_EXIT, SVM_EXIT_ERR } from './svm-constants.js';
 import type { Vcpu } from './vcpu.js';
@@ -237,13 +238,7 @@ function handleNpf(vcpu: Vcpu, gpa: number, exitInfo1: number): string | Attribu
   const page = spa - (spa % PAGE_SIZE);
   const entry = vm.platform.firmwareRead(page / PAGE_SIZE);
   if (vm.isPrivate(gpa) && entry !== undefined && !entry.assigned) {
-    const status = vm.platform.rmpupdate(page, {
-      gpa: gpaPage,
-      assigned: true,
-      pageSize: 0,
-      immutable: false,
-      asid: vm.asid,
-    });
+    const status = rmpMakePrivate(vm.platform, page, gpaPage, vm.asid, false);
     return `#NPF: private GPA ${hexOf(gpaPage)} faulted in (RMPUPDATE status ${status})`;
   }
   if (Math.floor(exitInfo1 / PfErr.RMP) % 2 === 1) {
