@@ -125,17 +125,11 @@ export function snpActivate(fw: FirmwareCore, b: Uint8Array): number {
     return fw.fail(SevStatus.DFFLUSH_REQUIRED, `ASID ${asid} is dirty: SNP_DF_FLUSH first`);
   if (asids.clean[i] !== asids.present)
     return fw.fail(SevStatus.ASID_OWNED, `ASID ${asid} is not clean on every CCX`);
-  const ccxs = asids.present;
+  const running = ctx.snpState === SnpGuestState.RUNNING;
   ctx.asid = asid;
-  ctx.ccxs = ccxs;
-  if (ctx.snpState === SnpGuestState.RUNNING) {
-    ctx.activation = 'active';
-    asids.inUse[i] = (asids.inUse[i]! | ccxs) >>> 0;
-  } else {
-    ctx.activation = 'pending';
-    asids.allocated[i] = (asids.allocated[i]! | ccxs) >>> 0;
-  }
-  asids.clean[i] = asids.clean[i]! & ~ccxs;
+  ctx.ccxs = asids.present;
+  ctx.activation = running ? 'active' : 'pending';
+  asids.activate(asid, ctx.ccxs, running);
   return SevStatus.SUCCESS;
 }
 

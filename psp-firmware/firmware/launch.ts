@@ -299,11 +299,7 @@ export function snpLaunchFinish(fw: FirmwareCore, b: Uint8Array): number {
   ctx.authorKeyEn = f.authKeyEn;
   ctx.vcekDis = f.vcekDisabled;
   if (ctx.activation === 'pending') {
-    const i = ctx.asid - 1;
-    const a = fw.asids;
-    a.inUse[i] = (a.inUse[i]! | ctx.ccxs) >>> 0;
-    a.allocated[i] = a.allocated[i]! & ~ctx.ccxs;
-    a.clean[i] = a.clean[i]! & ~ctx.ccxs;
+    fw.asids.launched(ctx.asid, ctx.ccxs);
     ctx.activation = 'active';
   }
   ctx.snpState = SnpGuestState.RUNNING;

@@ -97,6 +97,25 @@ export class AsidTable {
     return 'mixed';
   }
 
+  /**
+   * Activation of `asid` on `ccxs` [FW activate_common]: clean -> in use for a RUNNING guest, clean ->
+   * allocated for a guest still launching (LAUNCH_FINISH then calls `launched`).
+   */
+  activate(asid: number, ccxs: number, running: boolean): void {
+    const i = asid - 1;
+    if (running) this.inUse[i] = (this.inUse[i]! | ccxs) >>> 0;
+    else this.allocated[i] = (this.allocated[i]! | ccxs) >>> 0;
+    this.clean[i] = this.clean[i]! & ~ccxs;
+  }
+
+  /** LAUNCH_FINISH of a guest activated while launching: allocated -> in use on `ccxs`. */
+  launched(asid: number, ccxs: number): void {
+    const i = asid - 1;
+    this.inUse[i] = (this.inUse[i]! | ccxs) >>> 0;
+    this.allocated[i] = this.allocated[i]! & ~ccxs;
+    this.clean[i] = this.clean[i]! & ~ccxs;
+  }
+
   /** Deactivation of a guest's CCXs: allocated -> clean, in-use -> dirty (clears WBINVD_DONE of those). */
   deactivate(asid: number, ccxs: number): void {
     const i = asid - 1;
