@@ -130,6 +130,9 @@ export const KVM_ENOSYS = 1000;
 /** KVM_EPERM = EPERM [LX] include/uapi/linux/kvm_para.h */
 export const KVM_EPERM = 1;
 
+/** KVM_MAX_VCPUS [LX] arch/x86/include/asm/kvm_host.h */
+export const KVM_MAX_VCPUS = 1024;
+
 /** KVM_X86_SNP_VM [LX] arch/x86/include/uapi/asm/kvm.h */
 export const KVM_X86_SNP_VM = 4;
 

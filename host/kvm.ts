@@ -5,7 +5,7 @@
  */
 import { type Firmware, type Platform, SevStatus, sevStatusName } from '../psp-firmware/index.js';
 import { destroyVm, type VmDestroyResult } from './destroy.js';
-import { ERRNO, errnoName, GHCB_VERSION_MAX, PAGE_SIZE } from './kvm-constants.js';
+import { ERRNO, errnoName, GHCB_VERSION_MAX, KVM_MAX_VCPUS, PAGE_SIZE } from './kvm-constants.js';
 import { PhysAllocator } from './memory.js';
 import type { HostPolicy } from './policy/knobs.js';
 import { SVM_SEV_FEAT } from './svm-constants.js';
@@ -24,7 +24,10 @@ export interface KvmOptions {
   readonly cbitPosition?: number;
   /** `sev_supported_vmsa_features`: 6.11 allows only DebugSwap (bit 5) in KVM_SEV_INIT2. */
   readonly supportedVmsaFeatures?: bigint;
-  /** min_sev_asid: SEV-ES/SNP guests use ASIDs 1 .. min_sev_asid - 1 (default 100). */
+  /**
+   * min_sev_asid (CPUID Fn8000_001F_EDX, a BIOS setting): SEV-ES/SNP guests use ASIDs
+   * 1 .. min_sev_asid - 1. Default 100 (model choice: room for 99 SNP VMs).
+   */
   readonly minSevAsid?: number;
 }
 
@@ -98,7 +101,7 @@ export class Kvm {
       return fail(ERRNO.EINVAL, `guestMaxPhyAddr must be an integer in 32..52, got ${maxPhy}`);
     }
     const count = config.vcpus ?? 0;
-    if (!Number.isInteger(count) || count < 0 || count > 1024) {
+    if (!Number.isInteger(count) || count < 0 || count > KVM_MAX_VCPUS) {
       return fail(ERRNO.EINVAL, `vcpus must be an integer in 0..1024, got ${count}`);
     }
     const asid = this.#asidNew();

@@ -29,7 +29,10 @@ export class Lapic {
     return (this.svr & APIC_SPIV_APIC_ENABLED) !== 0;
   }
 
-  /** The guest writes the SVR (Linux enables its APIC during CPU bring-up). */
+  /**
+   * The guest writes the SVR (Linux enables its APIC during CPU bring-up); bits 9:0 are writable
+   * (`mask = 0x3ff` in kvm_lapic_reg_write APIC_SPIV, without directed EOI) [LX] arch/x86/kvm/lapic.c
+   */
   writeSvr(value: number): void {
     this.svr = value & 0x3ff;
   }

@@ -11,6 +11,7 @@
  * choice), which the guest sees as PSC_RESP_ERROR / VMGEXIT_PSC_ERROR_GENERIC.
  */
 
+import { PAGES_PER_2M } from '../psp-firmware/index.js';
 import {
   GHCB_MSR,
   GHCB_MSR_PSC_RESP_ERROR,
@@ -57,7 +58,16 @@ export function pscMsr(vm: Vm, msr: bigint): bigint {
   return mapGpaRange(vm, gfn, 1, op === SNP_PAGE_STATE_PRIVATE) ? GHCB_MSR.PSC_RESP : GHCB_MSR_PSC_RESP_ERROR;
 }
 
-/** struct psc_entry fields (cur_page:12, gfn:40, operation:4, pagesize:1). */
+/**
+ * struct psc_hdr (u16 cur_entry, u16 end_entry, u32 reserved) and struct psc_entry (a u64 of
+ * cur_page:12, gfn:40, operation:4, pagesize:1, reserved:7) [LX] arch/x86/include/asm/sev-common.h
+ */
+const PSC_HDR_SIZE = 8;
+const PSC_ENTRY_SIZE = 8;
+const entryOffset = (idx: number): number => PSC_HDR_SIZE + idx * PSC_ENTRY_SIZE;
+/** Pages an entry covers: 1, or 512 for pagesize 1 (2M). */
+const entryPages = (pagesize: number): number => (pagesize === 1 ? PAGES_PER_2M : 1);
+
 interface PscEntry {
   curPage: number;
   gfn: number;
@@ -66,7 +76,7 @@ interface PscEntry {
 }
 
 function readEntry(buf: DataView, idx: number): PscEntry {
-  const v = buf.getBigUint64(8 + idx * 8, true);
+  const v = buf.getBigUint64(entryOffset(idx), true);
   return {
     curPage: Number(v & 0xfffn),
     gfn: Number((v >> 12n) & ((1n << 40n) - 1n)),
@@ -76,8 +86,8 @@ function readEntry(buf: DataView, idx: number): PscEntry {
 }
 
 function writeCurPage(buf: DataView, idx: number, curPage: number): void {
-  const v = buf.getBigUint64(8 + idx * 8, true);
-  buf.setBigUint64(8 + idx * 8, (v & ~0xfffn) | BigInt(curPage & 0xfff), true);
+  const v = buf.getBigUint64(entryOffset(idx), true);
+  buf.setBigUint64(entryOffset(idx), (v & ~0xfffn) | BigInt(curPage & 0xfff), true);
 }
 
 /**
@@ -87,12 +97,12 @@ function writeCurPage(buf: DataView, idx: number, curPage: number): void {
  * 6.11 would read past its buffer).
  */
 export function processPsc(vm: Vm, desc: Uint8Array): bigint {
-  if (desc.length < 8) return VMGEXIT_PSC_ERROR_INVALID_HDR;
+  if (desc.length < PSC_HDR_SIZE) return VMGEXIT_PSC_ERROR_INVALID_HDR;
   const buf = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
   for (;;) {
     const idxStart = buf.getUint16(0, true);
     const idxEnd = buf.getUint16(2, true);
-    if (idxEnd >= VMGEXIT_PSC_MAX_COUNT || 8 + (idxEnd + 1) * 8 > desc.length)
+    if (idxEnd >= VMGEXIT_PSC_MAX_COUNT || entryOffset(idxEnd + 1) > desc.length)
       return VMGEXIT_PSC_ERROR_INVALID_HDR;
     let idx = idxStart;
     let start: PscEntry | undefined;
@@ -103,7 +113,7 @@ export function processPsc(vm: Vm, desc: Uint8Array): bigint {
       const e = readEntry(buf, idx);
       gfn = e.gfn;
       huge = e.pagesize === 1;
-      npages = huge ? 512 : 1;
+      npages = entryPages(e.pagesize);
       if (e.curPage > npages || gfn % npages !== 0) return VMGEXIT_PSC_ERROR_INVALID_ENTRY;
       if (e.curPage !== 0) {
         npages -= e.curPage;
@@ -129,7 +139,7 @@ export function processPsc(vm: Vm, desc: Uint8Array): bigint {
         break;
       }
       inflight++;
-      npages += huge ? 512 : 1;
+      npages += entryPages(e.pagesize);
     }
     if (start.operation === VMGEXIT_PSC_OP_PRIVATE || start.operation === VMGEXIT_PSC_OP_SHARED) {
       if (!mapGpaRange(vm, gfn, npages, start.operation === VMGEXIT_PSC_OP_PRIVATE))
@@ -137,7 +147,7 @@ export function processPsc(vm: Vm, desc: Uint8Array): bigint {
     }
     // __snp_complete_one_psc: mark the in-flight entries done and advance cur_entry.
     let i = first;
-    for (; inflight > 0; inflight--, i++) writeCurPage(buf, i, readEntry(buf, i).pagesize === 1 ? 512 : 1);
+    for (; inflight > 0; inflight--, i++) writeCurPage(buf, i, entryPages(readEntry(buf, i).pagesize));
     buf.setUint16(0, i, true);
   }
 }
