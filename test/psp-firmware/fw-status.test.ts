@@ -75,6 +75,41 @@ describe('command table (firmware-rmp.md §D.4)', () => {
     }
   });
 
+  it("each implemented row's platform state is the one its handler requires (INVALID_PLATFORM_STATE elsewhere)", () => {
+    // A well-formed buffer: zeros (no reserved bit set, INIT_EX without INIT_RMP), length fields right.
+    const lengthPrefixed = new Set([
+      'SNP_SHUTDOWN_EX',
+      'SNP_PAGE_SET_STATE',
+      'SNP_COMMIT',
+      'SNP_FEATURE_INFO',
+    ]);
+    const buffer = (c: (typeof COMMANDS)[number]) => {
+      const b = new Uint8Array(c.layout?.size ?? 0);
+      if (lengthPrefixed.has(c.name)) new DataView(b.buffer).setUint32(0, b.length, true);
+      return b;
+    };
+    const rows = COMMANDS.filter((c) => c.handler !== null);
+    assert.deepEqual(
+      [...new Set(rows.map((c) => c.platform))].sort(),
+      ['INIT', 'UNINIT', 'any'],
+      'every requirement is exercised',
+    );
+    for (const c of rows) {
+      for (const [state, fw] of [
+        ['UNINIT', bareSystem().fw],
+        ['INIT', initSystem().fw],
+      ] as const) {
+        const status = fw.command(c.id, buffer(c));
+        const refused = c.platform !== 'any' && c.platform !== state;
+        assert.equal(
+          status === SevStatus.INVALID_PLATFORM_STATE,
+          refused,
+          `${c.name} (row: ${c.platform}) in ${state}: ${sevStatusName(status)} ${fw.lastError?.reason ?? ''}`,
+        );
+      }
+    }
+  });
+
   it('refuses a buffer shorter than the struct with a RangeError naming the struct', () => {
     const { fw } = bareSystem();
     assert.throws(
