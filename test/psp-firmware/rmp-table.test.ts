@@ -156,10 +156,65 @@ test('property: per-ASID counters and subpage counts always equal a full recount
   );
 });
 
-test('RMPUPDATE status codes do not depend on chunk allocation (fresh zero chunk vs written chunk)', () => {
-  const p = new Platform({ memoryBytes: 2 * GiB + 4 * 2 ** 20 });
-  const s = { gpa: 0, assigned: true, pageSize: 0 as const, immutable: false, asid: 1 };
-  assert.equal(p.rmpupdate(2 * GiB, s), RmpStatus.SUCCESS);
-  assert.equal(p.rmp.allocatedChunks, 1);
-  assert.equal(p.rmp.entry((2 * GiB) / 4096)?.asid, 1);
+type RegionOp =
+  | { k: 'update'; page: number; big: boolean; assigned: boolean; immutable: boolean; asid: number }
+  | { k: 'psmash' };
+
+const regionOpArb: fc.Arbitrary<RegionOp> = fc.oneof(
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      k: fc.constant('update' as const),
+      page: fc.constantFrom(0, 1, 7, 256, 511),
+      big: fc.boolean(),
+      assigned: fc.boolean(),
+      immutable: fc.boolean(),
+      asid: fc.integer({ min: 1, max: 3 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ k: 'psmash' as const }) },
+);
+
+test('property: a chunked table (above 1 TiB) answers like a flat one, in a fresh chunk and in a written one', () => {
+  const TiB = 2 ** 40;
+  const region = 2 * 2 ** 20;
+  fc.assert(
+    fc.property(fc.array(regionOpArb, { minLength: 1, maxLength: 25 }), (ops) => {
+      const flat = new Platform({ memoryBytes: 8 * 2 ** 20 });
+      const chunked = new Platform({ memoryBytes: 2 * TiB, coveredBytes: 2 * TiB });
+      assert.equal(chunked.rmp.flat, null);
+      // Chunk 3 already holds a page of another ASID; chunk 1500 (pfns above 2^28) was never written.
+      const other = { gpa: 0, assigned: true, pageSize: 0 as const, immutable: false, asid: 9 };
+      assert.equal(chunked.rmpupdate(3 * GiB + 100 * 4096, other), RmpStatus.SUCCESS);
+      const targets: [Platform, number][] = [
+        [flat, region],
+        [chunked, 3 * GiB + region],
+        [chunked, 1500 * GiB + region],
+      ];
+      for (const op of ops) {
+        const statuses = targets.map(([p, base]) => {
+          if (op.k === 'psmash') return p.psmash(base);
+          const big = op.big && op.page === 0;
+          return p.rmpupdate(base + op.page * 4096, {
+            gpa: big ? 0x40_0000 : op.page * 4096,
+            assigned: op.assigned,
+            pageSize: big ? 1 : 0,
+            immutable: op.assigned && op.immutable,
+            asid: op.assigned ? op.asid : 0,
+          });
+        });
+        assert.deepEqual(statuses.slice(1), [statuses[0], statuses[0]], JSON.stringify(op));
+      }
+      for (let i = 0; i < 512; i++) {
+        const [want, ...got] = targets.map(([p, base]) => p.rmp.entry(base / 4096 + i));
+        assert.deepEqual(got, [want, want], `page ${i} of the region`);
+      }
+      for (const asid of [1, 2, 3]) {
+        assert.equal(chunked.rmp.asidCount(asid), 2 * flat.rmp.asidCount(asid), `ASID ${asid}`);
+      }
+      assert.equal(chunked.rmp.asidCount(9), 1);
+      assert.deepEqual(chunked.rmp.verifyCounters(), []);
+    }),
+    { numRuns: 40 },
+  );
 });
