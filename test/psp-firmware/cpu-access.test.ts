@@ -48,6 +48,7 @@ test('host accesses (Table 15-39 row 1): writes and page-table accesses need Hyp
   assert.equal(p.hostAccess(guest4k, K.WRITE), HOST_PF_W);
   assert.equal(p.hostAccess(guest4k, K.PAGE_TABLE_READ), PfErr.RMP + PfErr.PRESENT);
   assert.equal(p.hostAccess(guest4k, K.PAGE_TABLE_WRITE), HOST_PF_W);
+  assert.equal(p.hostAccess(guest4k, K.SHADOW_STACK), HOST_PF_W, 'shadow-stack accesses write');
   assert.equal(p.hostAccess(OFF + 0x5000, K.WRITE), 0, 'shared page');
   assert.equal(p.hostAccess(OFF + 0x3000, K.WRITE), HOST_PF_W, 'Pre-Guest (immutable) page');
   assert.equal(p.hostAccess(12 * MiB, K.WRITE), 0, 'not RMP-covered = hypervisor-owned');
