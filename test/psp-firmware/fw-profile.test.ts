@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   decodeTcb,
@@ -105,9 +105,11 @@ describe('JSON firmware profiles (TypeBox)', () => {
 });
 
 describe('platform profiles and loadProfile (--profile)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'snpsim-profile-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
   it('loads presets by name and JSON files with cpu and firmware parts', () => {
     assert.equal((loadProfile('genoa') as { ok: true; profile: { name: string } }).profile.name, 'genoa');
-    const dir = mkdtempSync(join(tmpdir(), 'snpsim-profile-'));
     const file = join(dir, 'p.json');
     writeFileSync(
       file,
@@ -126,7 +128,6 @@ describe('platform profiles and loadProfile (--profile)', () => {
     const missing = loadProfile('/nonexistent/profile.json');
     assert.equal(missing.ok, false);
     assert.match(!missing.ok ? (missing.errors[0]?.message ?? '') : '', /neither a preset/);
-    const dir = mkdtempSync(join(tmpdir(), 'snpsim-profile-'));
     writeFileSync(join(dir, 'bad.json'), '{ nope');
     const bad = loadProfile(join(dir, 'bad.json'));
     assert.equal(bad.ok, false);
