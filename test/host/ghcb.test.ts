@@ -478,6 +478,37 @@ test('NAE page state change: the descriptor in the GHCB shared buffer is process
   assert.equal(outside.info2, VMGEXIT_PSC_ERROR_GENERIC, 'the VMM cannot map a GFN outside guest RAM');
 });
 
+test('NAE page state change joins entries as KVM does: from a partly done 2M entry, at entry_start.gfn + npages', () => {
+  const { vm } = makeSystem('linux-6.11');
+  const bsp = vm.vcpu(0);
+  setupGhcb(bsp);
+  const g = ghcbAt(vm, ghcbGpaOf(0));
+  // A 2M entry at GFN 0x400 with 256 pages done (0x500..0x5ff remain), then a 4K entry at GFN 0x500.
+  const desc = pscDesc(0, 1, [
+    [256, 0x400, 1, 1],
+    [0, 0x500, 1, 0],
+  ]);
+  g.writeBytes(0x800, desc);
+  const r = nae(bsp, {
+    exitCode: SVM_VMGEXIT.PSC,
+    info1: 0n,
+    info2: BigInt(desc.length),
+    scratch: BigInt(ghcbGpaOf(0) + 0x800),
+  });
+  assert.deepEqual([r.info1, r.info2], [0n, 0n]);
+  const assigned = (gfn: number) =>
+    vm.platform.firmwareRead(vm.memory.translate(gfn * 4096) / 4096)?.assigned;
+  assert.equal(assigned(0x4ff), false, 'the pages done before are not touched again');
+  assert.equal(assigned(0x500), true);
+  assert.equal(assigned(0x5ff), true);
+  // 0x500 == 0x400 + 256, so KVM joins the second entry to the range [0x500, +257): one page past.
+  assert.equal(assigned(0x600), true, 'KVM converts GFN 0x600 as the joined range ends there');
+  const back = new DataView(g.readBytes(0x800, 24).buffer);
+  assert.equal(back.getUint16(0, true), 2, 'both entries complete');
+  assert.equal(Number(back.getBigUint64(8, true) & 0xfffn), 512);
+  assert.equal(Number(back.getBigUint64(16, true) & 0xfffn), 1);
+});
+
 test('NAE page state change: scratch area rules (GHCB_ERR_INVALID_SCRATCH_AREA)', () => {
   const { vm } = makeSystem('linux-6.11');
   const bsp = vm.vcpu(0);
