@@ -239,18 +239,24 @@ async function runTarget(
         break;
       }
       const tick = () => options.progress?.tick(`${target.spec} ${scenario.name}`);
-      if (stopped !== undefined) {
-        const error =
-          stopped.status === 'error' ? { code: stopped.code, message: stopped.reason } : undefined;
-        results.push(bare(scenario, stopped.status, stopped.reason, error));
+      /** The scenario is not run: its result and its (empty) fixture entry say why. */
+      const notRun = (status: 'skipped' | 'error', reason: string, error?: ErrorInfo) => {
+        results.push(bare(scenario, status, reason, error));
         fixture.push({
           name: scenario.name,
           hash: scenario.hash,
-          status: stopped.status,
-          ...(error !== undefined ? { error } : { reason: stopped.reason }),
+          status,
+          ...(error !== undefined ? { error } : { reason }),
           observations: [],
         });
         tick();
+      };
+      if (stopped !== undefined) {
+        notRun(
+          stopped.status,
+          stopped.reason,
+          stopped.status === 'error' ? { code: stopped.code, message: stopped.reason } : undefined,
+        );
         continue;
       }
       const cannot =
@@ -259,15 +265,7 @@ async function runTarget(
           ? `needs ${scenario.vcpus} vCPUs; the guest has ${possible} possible CPUs`
           : undefined);
       if (cannot !== undefined) {
-        results.push(bare(scenario, 'skipped', cannot));
-        fixture.push({
-          name: scenario.name,
-          hash: scenario.hash,
-          status: 'skipped',
-          reason: cannot,
-          observations: [],
-        });
-        tick();
+        notRun('skipped', cannot);
         continue;
       }
       const started = Date.now();
