@@ -3,6 +3,7 @@
  * spirit of virtee's `snphost ok`. Read-only: one fixed probe script (no input interpolated), the
  * agent's hello, and an `hv-features` request when the module is loaded.
  */
+import { GHCB_HV_FT } from '../../host/index.js';
 import { SnpsimError } from '../errors.js';
 import type { AgentHello } from '../protocol/index.js';
 import { runRemote } from '../ssh/exec.js';
@@ -28,8 +29,6 @@ export interface DoctorReport {
 
 /** MSR_AMD64_SEV_SNP_ENABLED_BIT // [LX] arch/x86/include/asm/msr-index.h */
 const SEV_STATUS_SNP_BIT = 2n;
-/** GHCB_HV_FT_SNP_AP_CREATION BIT_ULL(1) // [LX] arch/x86/include/asm/sev-common.h */
-const HV_FT_SNP_AP_CREATION = 1n << 1n;
 /** The oldest kernel the module is built against in CI (Debian bookworm's 6.1; also 6.12). */
 const MIN_KERNEL: readonly [number, number] = [6, 1];
 /** Kbuild `obj-m += snpsim.o` (guest-harness/kmod/Kbuild). */
@@ -165,7 +164,7 @@ export function doctorChecks(
 
   // AP Creation feature.
   if (hvFeatures?.features !== undefined) {
-    const on = (hvFeatures.features & HV_FT_SNP_AP_CREATION) !== 0n;
+    const on = (hvFeatures.features & GHCB_HV_FT.SNP_AP_CREATION) !== 0n;
     checks.push(
       check(
         'ap-creation',
